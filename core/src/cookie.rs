@@ -1,0 +1,179 @@
+//! The `_ttp` and `ttclid` cookies, kept first-party under the shop's own domain.
+//!
+//! The TikTok pixel sets `_ttp` from script, which Safari caps at 7 days. Set by ttedge from
+//! the shop's own subdomain, with `Domain` = the registrable domain, the same cookie becomes a
+//! server-set first-party cookie and lives its full 13 months. It is **not** `HttpOnly`: the
+//! pixel on the page must still read it.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use base64::Engine;
+
+/// The TikTok pixel's browser id cookie.
+pub const TTP: &str = "_ttp";
+/// The TikTok click id cookie.
+pub const TTCLID: &str = "ttclid";
+/// About 13 months (395 days), in seconds.
+pub const TTP_MAX_AGE_SECS: u64 = 395 * 24 * 60 * 60;
+/// 30 days, in seconds.
+pub const TTCLID_MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// The value of cookie `name` in a `Cookie` request header, if present and non-empty.
+pub fn get<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether `value` can be written into `Set-Cookie` unquoted (RFC 6265 cookie-octets).
+pub fn is_cookie_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 512
+        && value
+            .bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+}
+
+/// A new `_ttp` value: 27 URL-safe characters from the time and 16 random bytes, the shape
+/// the pixel makes, so TikTok treats both alike.
+pub fn new_ttp(random: [u8; 16], now_ms: u64) -> String {
+    let mut raw = [0u8; 20];
+    raw[..4].copy_from_slice(&((now_ms / 1_000) as u32).to_be_bytes());
+    raw[4..].copy_from_slice(&random);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// `Set-Cookie` for `_ttp`.
+pub fn set_ttp(value: &str, domain: Option<&str>) -> String {
+    render(TTP, value, TTP_MAX_AGE_SECS, domain)
+}
+
+/// `Set-Cookie` for `ttclid`.
+pub fn set_ttclid(value: &str, domain: Option<&str>) -> String {
+    render(TTCLID, value, TTCLID_MAX_AGE_SECS, domain)
+}
+
+fn render(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String {
+    let domain = match domain {
+        Some(domain) => format!("; Domain={domain}"),
+        None => String::new(),
+    };
+    format!("{name}={value}{domain}; Path=/; Max-Age={max_age}; Secure; SameSite=Lax")
+}
+
+/// The registrable domain of a request host (`t.shop.example.co.uk` → `example.co.uk`),
+/// from the Public Suffix List. `None` for IP addresses, `localhost` and bare suffixes, where
+/// a host-only cookie is the right thing.
+pub fn registrable_domain(host: &str) -> Option<String> {
+    let host = strip_port(host.trim())
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if host.is_empty() || !host.contains('.') || host.parse::<core::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let domain = psl::domain_str(&host)?;
+    Some(domain.to_string())
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // An IPv6 literal: no registrable domain anyway.
+        return host;
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// The `ttclid` query parameter of a page URL.
+pub fn ttclid_from_url(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == TTCLID)
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_cookie_header() {
+        let header = "a=1; _ttp=abc123; ttclid=\"E.C.P.x\"; empty=";
+        assert_eq!(get(header, "_ttp"), Some("abc123"));
+        assert_eq!(get(header, "ttclid"), Some("E.C.P.x"));
+        assert_eq!(get(header, "empty"), None);
+        assert_eq!(get(header, "missing"), None);
+        assert_eq!(get("", "_ttp"), None);
+        assert_eq!(get("x__ttp=1", "_ttp"), None);
+    }
+
+    #[test]
+    fn new_ttp_has_the_pixels_shape() {
+        let value = new_ttp([7; 16], 1_764_064_800_000);
+        assert_eq!(value.len(), 27);
+        assert!(is_cookie_value(&value));
+        assert_ne!(value, new_ttp([8; 16], 1_764_064_800_000));
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        assert_eq!(
+            set_ttp("abc", Some("shop.com")),
+            "_ttp=abc; Domain=shop.com; Path=/; Max-Age=34128000; Secure; SameSite=Lax"
+        );
+        assert_eq!(
+            set_ttclid("E.C.P.x", None),
+            "ttclid=E.C.P.x; Path=/; Max-Age=2592000; Secure; SameSite=Lax"
+        );
+        assert!(!set_ttp("abc", None).contains("HttpOnly"));
+    }
+
+    #[test]
+    fn registrable_domains() {
+        assert_eq!(
+            registrable_domain("t.shop.com").as_deref(),
+            Some("shop.com")
+        );
+        assert_eq!(
+            registrable_domain("t.shop.example.co.uk").as_deref(),
+            Some("example.co.uk")
+        );
+        assert_eq!(
+            registrable_domain("t.shop.com.au:443").as_deref(),
+            Some("shop.com.au")
+        );
+        assert_eq!(
+            registrable_domain("T.Shop.Test.").as_deref(),
+            Some("shop.test")
+        );
+        assert_eq!(registrable_domain("localhost:8787"), None);
+        assert_eq!(registrable_domain("127.0.0.1:8787"), None);
+        assert_eq!(registrable_domain("[::1]:8787"), None);
+        assert_eq!(registrable_domain("co.uk"), None);
+    }
+
+    #[test]
+    fn cookie_values_are_checked() {
+        assert!(is_cookie_value("E.C.P.abc-_123"));
+        assert!(!is_cookie_value("a;b"));
+        assert!(!is_cookie_value("a b"));
+        assert!(!is_cookie_value(""));
+    }
+
+    #[test]
+    fn ttclid_from_page_url() {
+        assert_eq!(
+            ttclid_from_url("https://shop.com/thanks?a=1&ttclid=E.C.P.abc%2B1#top").as_deref(),
+            Some("E.C.P.abc+1")
+        );
+        assert_eq!(ttclid_from_url("https://shop.com/thanks#ttclid=x"), None);
+        assert_eq!(ttclid_from_url("https://shop.com/?ttclid="), None);
+    }
+}

@@ -1,0 +1,705 @@
+//! The collect API v1: what a page, a tag manager or an export sends to ttedge.
+//!
+//! A body is one event object or `{"batch": [event, …]}`. Parsing is strict about types
+//! (a wrong type is an error that names the field, such as `batch[2].properties.value`) and
+//! lenient about shape: unknown fields are ignored, `null` means absent, and the common
+//! spellings of GA4, Segment and Shopify (`line_items`, `item_id`, `sku`, numeric strings for
+//! money) are accepted, because pages send what their platforms give them.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// The most events one `/collect` request may carry.
+pub const MAX_BATCH_EVENTS: usize = 100;
+
+/// One event as the collect API receives it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CollectEvent {
+    /// The incoming event name, before mapping. Required and non-empty.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub event: Option<String>,
+    /// Kept as given, so TikTok can deduplicate server and pixel copies.
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub event_id: Option<String>,
+    /// When the event happened.
+    #[serde(default)]
+    pub timestamp: Option<Timestamp>,
+    /// The page URL; its `ttclid` query parameter is the click id.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub url: Option<String>,
+    /// The page referrer.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub referrer: Option<String>,
+    /// Personal data, in clear or pre-hashed.
+    #[serde(default)]
+    pub user_data: Option<UserData>,
+    /// Commerce properties.
+    #[serde(default)]
+    pub properties: Option<Properties>,
+    /// Consent signals; absent means unknown.
+    #[serde(default)]
+    pub consent: Option<Consent>,
+    /// Browser context the page could see itself.
+    #[serde(default)]
+    pub context: Option<Context>,
+    /// Where the event comes from; decides the match-quality threshold.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// Only at the top level: the events of a batch document.
+    #[serde(default)]
+    batch: Option<Vec<CollectEvent>>,
+}
+
+/// Personal data of the person behind an event.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserData {
+    /// Email in clear (or already a SHA-256 hex).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub email: Option<String>,
+    /// Phone in any format (or already a SHA-256 hex).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub phone: Option<String>,
+    /// The shop's own customer id.
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub external_id: Option<String>,
+    /// Email hashed by the page (the SDK hashes in the browser).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub email_hash: Option<String>,
+    /// Phone hashed by the page.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub phone_hash: Option<String>,
+}
+
+/// Commerce properties of an event.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Properties {
+    /// Order or cart value.
+    #[serde(default, deserialize_with = "opt_number")]
+    pub value: Option<f64>,
+    /// ISO 4217 currency, any case.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub currency: Option<String>,
+    /// The shop's order id.
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub order_id: Option<String>,
+    /// A search query.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub query: Option<String>,
+    /// A free-text description.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub description: Option<String>,
+    /// Line items (GA4 and most SDKs).
+    #[serde(default)]
+    pub items: Option<Vec<Item>>,
+    /// Line items under Shopify's name.
+    #[serde(default)]
+    pub line_items: Option<Vec<Item>>,
+    /// Line items under TikTok's own name.
+    #[serde(default)]
+    pub contents: Option<Vec<Item>>,
+}
+
+impl Properties {
+    /// The line items, whichever of `items`, `line_items` or `contents` carried them.
+    pub fn line_items(&self) -> &[Item] {
+        [&self.items, &self.line_items, &self.contents]
+            .into_iter()
+            .find_map(|items| items.as_deref().filter(|items| !items.is_empty()))
+            .unwrap_or(&[])
+    }
+}
+
+/// One line item. Each field accepts the names GA4, Segment, Shopify and TikTok use.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Item {
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    product_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    item_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    sku: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    content_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    item_name: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    content_name: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    category: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    item_category: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    content_category: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    brand: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
+    item_brand: Option<String>,
+    /// Units bought.
+    #[serde(default, deserialize_with = "opt_quantity")]
+    pub quantity: Option<u32>,
+    /// Unit price.
+    #[serde(default, deserialize_with = "opt_number")]
+    pub price: Option<f64>,
+}
+
+/// The first non-empty value among spellings of one field.
+fn first<'a>(candidates: &[&'a Option<String>]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .filter_map(|value| value.as_deref())
+        .map(str::trim)
+        .find(|value| !value.is_empty())
+}
+
+impl Item {
+    /// The product id: `product_id`, else `id`, `item_id`, `sku` or `content_id`.
+    pub fn product_id(&self) -> Option<&str> {
+        first(&[
+            &self.product_id,
+            &self.id,
+            &self.item_id,
+            &self.sku,
+            &self.content_id,
+        ])
+    }
+    /// The product name: `name`, else `item_name` or `content_name`.
+    pub fn name(&self) -> Option<&str> {
+        first(&[&self.name, &self.item_name, &self.content_name])
+    }
+    /// The category: `category`, else `item_category` or `content_category`.
+    pub fn category(&self) -> Option<&str> {
+        first(&[&self.category, &self.item_category, &self.content_category])
+    }
+    /// The brand: `brand`, else `item_brand`.
+    pub fn brand(&self) -> Option<&str> {
+        first(&[&self.brand, &self.item_brand])
+    }
+}
+
+/// One Google-Consent-Mode-style signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// The person agreed.
+    Granted,
+    /// The person refused.
+    Denied,
+}
+
+/// Consent signals as the page knows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Consent {
+    /// `false` means the event must not reach TikTok at all.
+    #[serde(default)]
+    pub sendable_to_ads: Option<bool>,
+    /// Storage of advertising cookies (`_ttp`, `ttclid`).
+    #[serde(default)]
+    pub ad_storage: Option<Signal>,
+    /// Use of personal data for advertising.
+    #[serde(default)]
+    pub ad_user_data: Option<Signal>,
+}
+
+/// Whether the page's own TikTok pixel ran, as the SDK saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelStatus {
+    /// The pixel loaded: TikTok may have a browser copy of the event.
+    Loaded,
+    /// The pixel's script failed to load, as with an ad blocker.
+    Blocked,
+    /// The page has no pixel.
+    Absent,
+}
+
+/// Browser context the page reports about itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Context {
+    /// `_ttp` as the page read it; the cookie wins.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub ttp: Option<String>,
+    /// The click id as the page read it; the URL and cookie win.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub ttclid: Option<String>,
+    /// The TikTok pixel's state on the page.
+    #[serde(default)]
+    pub pixel: Option<PixelStatus>,
+    /// User agent; the request header wins for browser events.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub user_agent: Option<String>,
+    /// IP address; `CF-Connecting-IP` wins for browser events.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub ip: Option<String>,
+}
+
+/// Where an event comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A page in a browser: request headers and cookies describe the person.
+    #[default]
+    Browser,
+    /// No browser context (CSV imports, cash-on-delivery confirmations).
+    Offline,
+}
+
+/// When an event happened, as epoch milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub i64);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimestampVisitor;
+        impl Visitor<'_> for TimestampVisitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 date-time")
+            }
+            fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(ms))
+            }
+            fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Timestamp, E> {
+                i64::try_from(ms)
+                    .map(Timestamp)
+                    .map_err(|_| E::custom("timestamp is out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, ms: f64) -> Result<Timestamp, E> {
+                if ms.is_finite() && ms.abs() < 9.0e15 {
+                    Ok(Timestamp(ms as i64))
+                } else {
+                    Err(E::custom("timestamp is out of range"))
+                }
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                let parsed = time::OffsetDateTime::parse(
+                    text.trim(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|_| {
+                    E::custom(format_args!(
+                        "expected epoch milliseconds or an RFC 3339 date-time, found {text:?}"
+                    ))
+                })?;
+                let ms = parsed.unix_timestamp_nanos() / 1_000_000;
+                i64::try_from(ms)
+                    .map(Timestamp)
+                    .map_err(|_| E::custom("timestamp is out of range"))
+            }
+        }
+        deserializer.deserialize_any(TimestampVisitor)
+    }
+}
+
+/// A collect body that could not be accepted. Every variant says where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// The body is not JSON at all.
+    MalformedJson {
+        /// What the JSON parser said.
+        message: String,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+    },
+    /// A field has the wrong type or value.
+    InvalidField {
+        /// Where, such as `batch[2].properties.value`.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A batch with more events than allowed.
+    BatchTooLong {
+        /// Events in the batch.
+        count: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// A batch document with no events.
+    EmptyBatch,
+}
+
+impl InputError {
+    /// A stable machine-readable name for the kind of problem.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::MalformedJson { .. } => "malformed_json",
+            InputError::InvalidField { .. } => "invalid_field",
+            InputError::BatchTooLong { .. } => "batch_too_long",
+            InputError::EmptyBatch => "empty_batch",
+        }
+    }
+
+    /// The field path the problem is at, when there is one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            InputError::InvalidField { path, .. } => Some(path),
+            InputError::BatchTooLong { .. } | InputError::EmptyBatch => Some("batch"),
+            InputError::MalformedJson { .. } => None,
+        }
+    }
+
+    fn field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        InputError::InvalidField {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputError::MalformedJson {
+                message,
+                line,
+                column,
+            } => write!(
+                f,
+                "malformed JSON at line {line}, column {column}: {message}"
+            ),
+            InputError::InvalidField { path, message } => write!(f, "{path}: {message}"),
+            InputError::BatchTooLong { count, max } => {
+                write!(f, "batch: {count} events, at most {max} are allowed")
+            }
+            InputError::EmptyBatch => f.write_str("batch: holds no events"),
+        }
+    }
+}
+
+/// Parses a collect body: one event or `{"batch": [...]}` of at most `max_events`.
+///
+/// The whole body is accepted or refused: a wrong field anywhere refuses all of it, so a
+/// sender can fix and resend without anything being half-accepted (and later sent twice).
+pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent>, InputError> {
+    // serde would read a struct from an array, by position; a body must be an object.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(InputError::field(
+                "(body)",
+                "expected a JSON object: one event or {\"batch\": [...]}",
+            ))
+        }
+        None => return Err(InputError::field("(body)", "is empty")),
+    }
+    let mut top: CollectEvent = match serde_json::from_slice(body) {
+        Ok(top) => top,
+        Err(error) => return Err(explain(body, error)),
+    };
+    match top.batch.take() {
+        None => {
+            check_event_name(&top, "event")?;
+            Ok(alloc::vec![top])
+        }
+        Some(events) => {
+            if top.event.is_some() {
+                return Err(InputError::field(
+                    "event",
+                    "a batch document holds its events under `batch` only",
+                ));
+            }
+            if events.is_empty() {
+                return Err(InputError::EmptyBatch);
+            }
+            if events.len() > max_events {
+                return Err(InputError::BatchTooLong {
+                    count: events.len(),
+                    max: max_events,
+                });
+            }
+            for (index, event) in events.iter().enumerate() {
+                if event.batch.is_some() {
+                    return Err(InputError::field(
+                        format!("batch[{index}].batch"),
+                        "batches cannot be nested",
+                    ));
+                }
+                check_event_name(event, &format!("batch[{index}].event"))?;
+            }
+            Ok(events)
+        }
+    }
+}
+
+fn check_event_name(event: &CollectEvent, path: &str) -> Result<(), InputError> {
+    match event.event.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => Ok(()),
+        Some(_) => Err(InputError::field(path, "must not be empty")),
+        None => Err(InputError::field(path, "is required")),
+    }
+}
+
+/// Turns a serde_json error into an [`InputError`], re-parsing to find the field path.
+///
+/// The path costs a second parse, so it is only paid on the error path.
+fn explain(body: &[u8], error: serde_json::Error) -> InputError {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => InputError::MalformedJson {
+            message: strip_position(&error.to_string()),
+            line: error.line(),
+            column: error.column(),
+        },
+        Category::Data => {
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            match serde_path_to_error::deserialize::<_, CollectEvent>(&mut deserializer) {
+                Err(error) => {
+                    let path = error.path().to_string();
+                    let path = if path == "." {
+                        String::from("(body)")
+                    } else {
+                        path
+                    };
+                    InputError::field(path, strip_position(&error.into_inner().to_string()))
+                }
+                Ok(_) => InputError::field("(body)", strip_position(&error.to_string())),
+            }
+        }
+    }
+}
+
+/// serde_json appends " at line L column C"; the path already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}
+
+// ---- lenient field readers -------------------------------------------------------------
+
+fn opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(deserializer)
+}
+
+/// Ids are often numbers in shop platforms (`"order_id": 1001`); TikTok wants strings.
+fn opt_string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    struct IdVisitor;
+    impl<'de> Visitor<'de> for IdVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(text.to_string()))
+        }
+        fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Some(text))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Some(n.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(n.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            Ok(Some(format!("{n}")))
+        }
+    }
+    deserializer.deserialize_option(IdVisitor)
+}
+
+/// Money may arrive as `59.9` or `"59.90"`.
+fn opt_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    struct NumberVisitor;
+    impl<'de> Visitor<'de> for NumberVisitor {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number or a numeric string")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            Ok(Some(n))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Some(n as f64))
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(n as f64))
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            match text.parse::<f64>() {
+                Ok(n) if n.is_finite() => Ok(Some(n)),
+                _ => Err(E::invalid_value(de::Unexpected::Str(text), &self)),
+            }
+        }
+    }
+    deserializer.deserialize_option(NumberVisitor)
+}
+
+/// Quantities are whole units; `2`, `2.0` and `"2"` are all two.
+fn opt_quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = opt_number(deserializer)? else {
+        return Ok(None);
+    };
+    if n >= 0.0 && n <= u32::MAX as f64 && n == (n as u32) as f64 {
+        Ok(Some(n as u32))
+    } else {
+        Err(de::Error::custom(format_args!(
+            "expected a whole, non-negative quantity, found {n}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Vec<CollectEvent>, InputError> {
+        parse_collect(body.as_bytes(), MAX_BATCH_EVENTS)
+    }
+
+    #[test]
+    fn single_event_with_every_field() {
+        let events = parse(
+            r#"{"event":"purchase","event_id":"order-1001","timestamp":1764064800000,
+            "url":"https://shop.com/thanks?ttclid=E.C.P.abc","referrer":"https://www.tiktok.com/",
+            "user_data":{"email":" User@Example.com ","phone":"+1 (555) 123-4567","external_id":42},
+            "properties":{"value":"59.90","currency":"usd","order_id":1001,
+              "line_items":[{"sku":"sku-1","item_name":"Sneaker","quantity":2,"price":29.95}]},
+            "consent":{"sendable_to_ads":true,"ad_storage":"granted","ad_user_data":"denied"},
+            "context":{"pixel":"blocked","ip":"203.0.113.9"},"source":"offline"}"#,
+        )
+        .unwrap();
+        assert_eq!(events.len(), 1);
+        let event = &events[0];
+        assert_eq!(event.event.as_deref(), Some("purchase"));
+        assert_eq!(event.timestamp, Some(Timestamp(1_764_064_800_000)));
+        let user = event.user_data.as_ref().unwrap();
+        assert_eq!(user.external_id.as_deref(), Some("42"));
+        let properties = event.properties.as_ref().unwrap();
+        assert_eq!(properties.value, Some(59.9));
+        assert_eq!(properties.order_id.as_deref(), Some("1001"));
+        let item = &properties.line_items()[0];
+        assert_eq!(item.product_id(), Some("sku-1"));
+        assert_eq!(item.name(), Some("Sneaker"));
+        assert_eq!(item.quantity, Some(2));
+        let consent = event.consent.unwrap();
+        assert_eq!(consent.ad_user_data, Some(Signal::Denied));
+        assert_eq!(
+            event.context.as_ref().unwrap().pixel,
+            Some(PixelStatus::Blocked)
+        );
+        assert_eq!(event.source, Some(Source::Offline));
+    }
+
+    #[test]
+    fn batch_document() {
+        let events = parse(r#"{"batch":[{"event":"a"},{"event":"b","timestamp":null}]}"#).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].event.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn rfc3339_timestamp() {
+        let events = parse(r#"{"event":"a","timestamp":"2025-11-25T10:00:00.250+01:00"}"#).unwrap();
+        assert_eq!(events[0].timestamp, Some(Timestamp(1_764_061_200_250)));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let error = parse(r#"{"batch":[{"event":"a"},{"event":"b","properties":{"value":[1]}}]}"#)
+            .unwrap_err();
+        assert_eq!(error.code(), "invalid_field");
+        assert_eq!(error.path(), Some("batch[1].properties.value"));
+        assert!(
+            error.to_string().contains("a number or a numeric string"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_consent_value_names_the_field() {
+        let error = parse(r#"{"event":"a","consent":{"ad_storage":"maybe"}}"#).unwrap_err();
+        assert_eq!(error.path(), Some("consent.ad_storage"));
+        assert!(error.to_string().contains("granted"), "{error}");
+    }
+
+    #[test]
+    fn malformed_json_gives_a_position() {
+        let error = parse("{\"event\":\n \"a\",,}").unwrap_err();
+        match error {
+            InputError::MalformedJson { line, .. } => assert_eq!(line, 2),
+            other => panic!("expected malformed JSON, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_or_empty_event_name() {
+        assert_eq!(
+            parse(r#"{"event_id":"x"}"#).unwrap_err().path(),
+            Some("event")
+        );
+        let error = parse(r#"{"batch":[{"event":"a"},{"event":"  "}]}"#).unwrap_err();
+        assert_eq!(error.path(), Some("batch[1].event"));
+        assert!(error.to_string().contains("must not be empty"));
+    }
+
+    #[test]
+    fn batch_limits() {
+        assert_eq!(
+            parse(r#"{"batch":[]}"#).unwrap_err(),
+            InputError::EmptyBatch
+        );
+        let body = format!(
+            "{{\"batch\":[{}]}}",
+            alloc::vec!["{\"event\":\"a\"}"; 101].join(",")
+        );
+        assert_eq!(
+            parse(&body).unwrap_err(),
+            InputError::BatchTooLong {
+                count: 101,
+                max: 100
+            }
+        );
+        assert!(parse(r#"{"batch":[{"event":"a","batch":[]}]}"#).is_err());
+        assert!(parse(r#"{"event":"a","batch":[{"event":"b"}]}"#).is_err());
+    }
+
+    #[test]
+    fn fractional_quantity_is_refused() {
+        let error =
+            parse(r#"{"event":"a","properties":{"items":[{"quantity":1.5}]}}"#).unwrap_err();
+        assert_eq!(error.path(), Some("properties.items[0].quantity"));
+    }
+
+    #[test]
+    fn top_level_must_be_an_object() {
+        let error = parse("[1,2]").unwrap_err();
+        assert_eq!(error.path(), Some("(body)"));
+    }
+}

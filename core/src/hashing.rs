@@ -1,0 +1,106 @@
+//! Personal data: normalised, then SHA-256 as lower-case hex, the way TikTok matches it.
+//!
+//! A value that already is 64 hex characters is taken for a hash and never hashed again, so
+//! a page that hashes in the browser and a server that hashes again agree. Empty values give
+//! `None`: TikTok must not receive the hash of an empty string.
+
+use alloc::string::String;
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of `text`, as 64 lower-case hex characters.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Whether `text` looks like a SHA-256 digest in hex (either case).
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Hashes `normalized` unless it is empty or already a digest.
+fn hash_normalized(normalized: &str) -> Option<String> {
+    if normalized.is_empty() {
+        None
+    } else if is_sha256_hex(normalized) {
+        Some(normalized.to_ascii_lowercase())
+    } else {
+        Some(sha256_hex(normalized))
+    }
+}
+
+/// Email: trim, lower-case, SHA-256.
+pub fn email(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_ascii() {
+        hash_normalized(&trimmed.to_ascii_lowercase())
+    } else {
+        hash_normalized(&trimmed.to_lowercase())
+    }
+}
+
+/// Phone: keep digits only, SHA-256 (`+1 (555) 123-4567` → `15551234567`).
+pub fn phone(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if is_sha256_hex(trimmed) {
+        return Some(trimmed.to_ascii_lowercase());
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    hash_normalized(&digits)
+}
+
+/// External id: trim, SHA-256.
+pub fn external_id(raw: &str) -> Option<String> {
+    hash_normalized(raw.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Expected digests computed with coreutils, e.g.
+    //   printf '%s' 'user@example.com' | sha256sum
+    const USER_AT_EXAMPLE: &str =
+        "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514";
+    const PHONE_15551234567: &str =
+        "d6736136ea896c1bfdc553e0e86e702c70d060d805696ca3e4e9e0961353860a";
+    const CUST_42: &str = "8a3c5a67cad508582b5edf6b8352cea3ffbad7f44812c1a736b4444c0f5746aa";
+
+    #[test]
+    fn email_is_trimmed_and_lowered() {
+        assert_eq!(
+            email(" User@Example.com ").as_deref(),
+            Some(USER_AT_EXAMPLE)
+        );
+    }
+
+    #[test]
+    fn phone_keeps_digits() {
+        assert_eq!(
+            phone("+1 (555) 123-4567").as_deref(),
+            Some(PHONE_15551234567)
+        );
+    }
+
+    #[test]
+    fn external_id_is_trimmed() {
+        assert_eq!(external_id(" cust-42 ").as_deref(), Some(CUST_42));
+    }
+
+    #[test]
+    fn digests_pass_through_lowered() {
+        let upper = USER_AT_EXAMPLE.to_ascii_uppercase();
+        assert_eq!(email(&upper).as_deref(), Some(USER_AT_EXAMPLE));
+        assert_eq!(phone(&upper).as_deref(), Some(USER_AT_EXAMPLE));
+        assert_eq!(
+            external_id(USER_AT_EXAMPLE).as_deref(),
+            Some(USER_AT_EXAMPLE)
+        );
+    }
+
+    #[test]
+    fn empty_values_are_left_out() {
+        assert_eq!(email("   "), None);
+        assert_eq!(phone("( ) -"), None);
+        assert_eq!(external_id(""), None);
+    }
+}

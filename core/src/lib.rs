@@ -1,0 +1,33 @@
+//! Every rule of ttedge, the server-side TikTok Events API v1.3 connector.
+//!
+//! This crate is `no_std` with `alloc`, holds no clock and no random source, and does no I/O:
+//! callers pass the time and random bytes in. That keeps the rules testable on the host and
+//! identical in the Cloudflare Worker (`wasm32-unknown-unknown`) and the `ttedge` command.
+//!
+//! The flow of one event, module by module:
+//!
+//! 1. [`event`] parses the collect API v1 (one event or `{"batch": [...]}`).
+//! 2. [`mapping`] turns the incoming name into a TikTok event, a skip, or a rejection.
+//! 3. [`hashing`] normalises and SHA-256-hashes personal data.
+//! 4. [`consent`] decides whether the event is sent, Limited Data Use, and cookie rights.
+//! 5. [`quality`] scores Event Match Quality and coaches what is missing.
+//! 6. [`tiktok`] builds the `data[]` element and requests, and classifies TikTok's answers.
+//! 7. [`retry`] and [`ratelimit`] drive delivery; [`cookie`] keeps `_ttp` and `ttclid`.
+//!
+//! [`pipeline`] strings steps 1–6 together for one collect request.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod consent;
+pub mod cookie;
+pub mod event;
+pub mod hashing;
+pub mod mapping;
+pub mod pipeline;
+pub mod quality;
+pub mod ratelimit;
+pub mod retry;
+pub mod tiktok;

@@ -1,0 +1,615 @@
+//! One collect request through every rule: name, consent, hashing, cookies, score, element.
+//!
+//! The Worker and the `ttedge` command both call [`prepare_request`], so what `ttedge
+//! preview` shows is exactly what the edge would send.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde::Serialize;
+
+use crate::consent::{self, ConsentDecision};
+use crate::cookie;
+use crate::event::{CollectEvent, Context, PixelStatus, Properties, Source, UserData};
+use crate::hashing;
+use crate::mapping::{NameMapping, NameRules};
+use crate::quality::{self, MatchQuality, MatchSignals};
+use crate::tiktok::{Content, Page, RequestKey, TrackEvent, TrackProperties, User};
+
+/// Where a site's events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The TikTok pixel code (`event_source_id`).
+    pub pixel_id: String,
+    /// Sends everything as test events when set.
+    pub test_event_code: Option<String>,
+    /// Name overrides and the custom-events switch.
+    pub names: NameRules,
+}
+
+impl Destination {
+    /// The request key its events are grouped under.
+    pub fn request_key(&self) -> RequestKey<'_> {
+        RequestKey {
+            pixel_code: &self.pixel_id,
+            test_event_code: self.test_event_code.as_deref(),
+        }
+    }
+}
+
+/// What the Worker knows about the HTTP request, and the time and randomness core may not
+/// fetch itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestContext<'a> {
+    /// Now, epoch milliseconds.
+    pub now_ms: u64,
+    /// 32 random bytes: 16 for a new `_ttp`, 16 for generated event ids.
+    pub random: [u8; 32],
+    /// `CF-Connecting-IP`.
+    pub ip: Option<&'a str>,
+    /// `User-Agent`.
+    pub user_agent: Option<&'a str>,
+    /// `Accept-Language`.
+    pub accept_language: Option<&'a str>,
+    /// The `Cookie` header.
+    pub cookie_header: Option<&'a str>,
+    /// `Domain` for cookies: `COOKIE_DOMAIN` or the request host's registrable domain.
+    pub cookie_domain: Option<&'a str>,
+}
+
+/// The fate of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Will be sent to TikTok.
+    Ready,
+    /// Never sent: an internal event, or custom events are off.
+    Skipped,
+    /// Held back by consent (`sendable_to_ads: false`).
+    Held,
+    /// Cannot be sent as it is; the reason says why.
+    Rejected,
+}
+
+/// One event after the rules, in the shape `ttedge preview` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreparedEvent {
+    /// Position in the request.
+    pub index: usize,
+    /// Given, or generated when absent.
+    pub event_id: String,
+    /// Ready, skipped, held or rejected.
+    pub status: Status,
+    /// Why the event is not ready.
+    pub reason: Option<String>,
+    /// The `data[]` element, when ready.
+    pub tiktok: Option<TrackEvent>,
+    /// Match quality, when the event maps to a TikTok event.
+    pub emq: Option<MatchQuality>,
+    /// The TikTok event name, when the event maps to one.
+    #[serde(skip)]
+    pub event_name: Option<String>,
+    /// Browser or offline.
+    #[serde(skip)]
+    pub source: Source,
+    /// The page's pixel status, for recovery figures.
+    #[serde(skip)]
+    pub pixel: Option<PixelStatus>,
+}
+
+/// A whole collect request after the rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRequest {
+    /// One per input event, in order.
+    pub events: Vec<PreparedEvent>,
+    /// `Set-Cookie` header values for the answer.
+    pub set_cookies: Vec<String>,
+}
+
+/// Cookie state shared by the events of one browser request.
+struct BrowserIds {
+    ttp: Option<String>,
+    ttclid_cookie: Option<String>,
+}
+
+/// Runs every event of a request through the rules and decides the cookies to set.
+pub fn prepare_request(
+    events: Vec<CollectEvent>,
+    ctx: &RequestContext<'_>,
+    destination: &Destination,
+) -> PreparedRequest {
+    let browser: Vec<&CollectEvent> = events
+        .iter()
+        .filter(|e| source_of(e) == Source::Browser)
+        .collect();
+    // One event that refuses ad storage is enough to set no cookie for the whole request.
+    let cookies_allowed = !browser.is_empty()
+        && browser
+            .iter()
+            .all(|e| consent::decide(e.consent.as_ref()).cookies_allowed);
+
+    let cookie_value = |name| {
+        ctx.cookie_header
+            .and_then(|header| cookie::get(header, name))
+            .filter(|value| cookie::is_cookie_value(value))
+    };
+    let known_ttp = cookie_value(cookie::TTP).map(str::to_string).or_else(|| {
+        browser
+            .iter()
+            .filter_map(|e| e.context.as_ref()?.ttp.as_deref())
+            .map(str::trim)
+            .find(|ttp| cookie::is_cookie_value(ttp))
+            .map(str::to_string)
+    });
+    let ttp = match known_ttp {
+        Some(ttp) => Some(ttp),
+        None if cookies_allowed => {
+            let mut random = [0u8; 16];
+            random.copy_from_slice(&ctx.random[..16]);
+            Some(cookie::new_ttp(random, ctx.now_ms))
+        }
+        None => None,
+    };
+    let landing_ttclid = browser
+        .iter()
+        .rev()
+        .find_map(|e| e.url.as_deref().and_then(cookie::ttclid_from_url));
+
+    let mut set_cookies = Vec::new();
+    if cookies_allowed {
+        if let Some(ttp) = &ttp {
+            set_cookies.push(cookie::set_ttp(ttp, ctx.cookie_domain));
+        }
+        if let Some(ttclid) = landing_ttclid
+            .as_deref()
+            .filter(|v| cookie::is_cookie_value(v))
+        {
+            set_cookies.push(cookie::set_ttclid(ttclid, ctx.cookie_domain));
+        }
+    }
+
+    let ids = BrowserIds {
+        ttp,
+        ttclid_cookie: cookie_value(cookie::TTCLID).map(str::to_string),
+    };
+    let id_prefix = hex::encode(&ctx.random[16..]);
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| prepare_event(index, event, ctx, &ids, &id_prefix, destination))
+        .collect();
+    PreparedRequest {
+        events,
+        set_cookies,
+    }
+}
+
+fn source_of(event: &CollectEvent) -> Source {
+    event.source.unwrap_or_default()
+}
+
+fn prepare_event(
+    index: usize,
+    event: CollectEvent,
+    ctx: &RequestContext<'_>,
+    ids: &BrowserIds,
+    id_prefix: &str,
+    destination: &Destination,
+) -> PreparedEvent {
+    let event_id = event
+        .event_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{id_prefix}-{index}"));
+    let source = source_of(&event);
+    let pixel = event.context.as_ref().and_then(|c| c.pixel);
+    let mut prepared = PreparedEvent {
+        index,
+        event_id,
+        status: Status::Rejected,
+        reason: None,
+        tiktok: None,
+        emq: None,
+        event_name: None,
+        source,
+        pixel,
+    };
+    let incoming = event.event.as_deref().unwrap_or_default();
+    let name = match destination.names.map(incoming) {
+        NameMapping::Send(name) => name,
+        NameMapping::Skip(reason) => {
+            prepared.status = Status::Skipped;
+            prepared.reason = Some(reason.to_string());
+            return prepared;
+        }
+        NameMapping::Reject(error) => {
+            prepared.reason = Some(error.to_string());
+            return prepared;
+        }
+    };
+    prepared.event_name = Some(name.clone());
+
+    let properties = match track_properties(event.properties.as_ref()) {
+        Ok(properties) => properties,
+        Err(reason) => {
+            prepared.reason = Some(reason);
+            return prepared;
+        }
+    };
+    let decision = consent::decide(event.consent.as_ref());
+    let element = TrackEvent {
+        event: name,
+        event_time: event_time_secs(&event, ctx.now_ms),
+        event_id: prepared.event_id.clone(),
+        user: track_user(&event, source, decision, ctx, ids),
+        page: Page {
+            url: non_empty(event.url.as_deref()),
+            referrer: non_empty(event.referrer.as_deref()),
+        },
+        properties,
+        limited_data_use: decision.limited_data_use,
+    };
+    prepared.emq = Some(quality::score(&match_signals(&element), source));
+    if decision.send {
+        prepared.status = Status::Ready;
+        prepared.tiktok = Some(element);
+    } else {
+        prepared.status = Status::Held;
+        prepared.reason = Some("held back by consent: sendable_to_ads is false".to_string());
+    }
+    prepared
+}
+
+fn non_empty(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+fn event_time_secs(event: &CollectEvent, now_ms: u64) -> i64 {
+    match event.timestamp {
+        Some(timestamp) => timestamp.0.div_euclid(1_000),
+        None => (now_ms / 1_000) as i64,
+    }
+}
+
+fn track_user(
+    event: &CollectEvent,
+    source: Source,
+    decision: ConsentDecision,
+    ctx: &RequestContext<'_>,
+    ids: &BrowserIds,
+) -> User {
+    let empty_context = Context::default();
+    let context = event.context.as_ref().unwrap_or(&empty_context);
+    let mut user = User::default();
+    if !decision.strip_pii {
+        if let Some(data) = &event.user_data {
+            hash_user_data(data, &mut user);
+        }
+    }
+    let from_context = |value: &Option<String>| non_empty(value.as_deref());
+    // The page URL's ttclid is the freshest click; then the cookie, then what the page said.
+    user.ttclid = event
+        .url
+        .as_deref()
+        .and_then(cookie::ttclid_from_url)
+        .or_else(|| match source {
+            Source::Browser => ids.ttclid_cookie.clone(),
+            Source::Offline => None,
+        })
+        .or_else(|| from_context(&context.ttclid));
+    match source {
+        // Request headers describe the browser that sent the event; they win.
+        Source::Browser => {
+            if decision.cookies_allowed {
+                user.ttp = ids.ttp.clone();
+            }
+            user.ip = non_empty(ctx.ip).or_else(|| from_context(&context.ip));
+            user.user_agent =
+                non_empty(ctx.user_agent).or_else(|| from_context(&context.user_agent));
+            user.locale = ctx.accept_language.and_then(first_language_tag);
+        }
+        // An offline upload's headers describe the uploading server, not the customer.
+        Source::Offline => {
+            if decision.cookies_allowed {
+                user.ttp = from_context(&context.ttp);
+            }
+            user.ip = from_context(&context.ip);
+            user.user_agent = from_context(&context.user_agent);
+        }
+    }
+    user
+}
+
+/// Clear values win over the page's hashes: ttedge then controls normalisation. A "hash" that
+/// is not 64 hex characters is treated as a clear value, so it is never sent unhashed.
+fn hash_user_data(data: &UserData, user: &mut User) {
+    let clear_or_hashed =
+        |clear: &Option<String>, hashed: &Option<String>, hash: fn(&str) -> Option<String>| {
+            clear
+                .as_deref()
+                .and_then(hash)
+                .or_else(|| hashed.as_deref().and_then(hash))
+        };
+    user.email = clear_or_hashed(&data.email, &data.email_hash, hashing::email);
+    user.phone = clear_or_hashed(&data.phone, &data.phone_hash, hashing::phone);
+    user.external_id = data.external_id.as_deref().and_then(hashing::external_id);
+}
+
+/// `en-US,en;q=0.9` → `en-US`.
+pub fn first_language_tag(accept_language: &str) -> Option<String> {
+    let tag = accept_language.split(',').next()?.split(';').next()?.trim();
+    (!tag.is_empty() && tag != "*").then(|| tag.to_string())
+}
+
+/// Properties for TikTok. An invalid currency is refused here, before batching, because
+/// TikTok would refuse the whole request it travels in.
+fn track_properties(properties: Option<&Properties>) -> Result<TrackProperties, String> {
+    let Some(properties) = properties else {
+        return Ok(TrackProperties::default());
+    };
+    let currency = match non_empty(properties.currency.as_deref()) {
+        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(code.to_ascii_uppercase())
+        }
+        Some(code) => {
+            return Err(format!(
+                "properties.currency: expected a 3-letter ISO 4217 code, found {code:?}"
+            ))
+        }
+        None => None,
+    };
+    let contents: Vec<Content> = properties
+        .line_items()
+        .iter()
+        .map(|item| Content {
+            content_id: item.product_id().map(str::to_string),
+            content_name: item.name().map(str::to_string),
+            content_category: item.category().map(str::to_string),
+            brand: item.brand().map(str::to_string),
+            quantity: item.quantity,
+            price: item.price,
+        })
+        .collect();
+    Ok(TrackProperties {
+        value: properties.value,
+        currency,
+        content_type: (!contents.is_empty()).then(|| "product".to_string()),
+        contents,
+        order_id: non_empty(properties.order_id.as_deref()),
+        query: non_empty(properties.query.as_deref()),
+        description: non_empty(properties.description.as_deref()),
+    })
+}
+
+/// What the element carries that TikTok can match on.
+pub fn match_signals(element: &TrackEvent) -> MatchSignals {
+    let user = &element.user;
+    let properties = &element.properties;
+    MatchSignals {
+        email: user.email.is_some(),
+        phone: user.phone.is_some(),
+        external_id: user.external_id.is_some(),
+        ttp: user.ttp.is_some(),
+        ttclid: user.ttclid.is_some(),
+        ip: user.ip.is_some(),
+        user_agent: user.user_agent.is_some(),
+        value: properties.value.is_some(),
+        currency: properties.currency.is_some(),
+        contents: !properties.contents.is_empty(),
+        content_id: properties.contents.iter().any(|c| c.content_id.is_some()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{parse_collect, MAX_BATCH_EVENTS};
+    use crate::quality::Grade;
+
+    fn destination() -> Destination {
+        Destination {
+            pixel_id: "PIXEL1".into(),
+            test_event_code: None,
+            names: NameRules::default(),
+        }
+    }
+
+    fn ctx() -> RequestContext<'static> {
+        RequestContext {
+            now_ms: 1_764_064_800_123,
+            random: [0xab; 32],
+            ip: Some("198.51.100.7"),
+            user_agent: Some("Mozilla/5.0 Test"),
+            accept_language: Some("de-CH,de;q=0.9"),
+            cookie_header: None,
+            cookie_domain: Some("shop.com"),
+        }
+    }
+
+    fn run(body: &str, ctx: &RequestContext<'_>) -> PreparedRequest {
+        let events = parse_collect(body.as_bytes(), MAX_BATCH_EVENTS).unwrap();
+        prepare_request(events, ctx, &destination())
+    }
+
+    #[test]
+    fn headers_win_for_browser_events() {
+        let out = run(
+            r#"{"event":"page_view","context":{"ip":"10.0.0.1","user_agent":"ctx"}}"#,
+            &ctx(),
+        );
+        let user = &out.events[0].tiktok.as_ref().unwrap().user;
+        assert_eq!(user.ip.as_deref(), Some("198.51.100.7"));
+        assert_eq!(user.user_agent.as_deref(), Some("Mozilla/5.0 Test"));
+        assert_eq!(user.locale.as_deref(), Some("de-CH"));
+    }
+
+    #[test]
+    fn offline_events_ignore_request_headers_and_cookies() {
+        let out = run(
+            r#"{"event":"purchase","source":"offline","context":{"ip":"10.0.0.1"}}"#,
+            &ctx(),
+        );
+        let user = &out.events[0].tiktok.as_ref().unwrap().user;
+        assert_eq!(user.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            (user.user_agent.as_deref(), user.ttp.as_deref()),
+            (None, None)
+        );
+        assert!(out.set_cookies.is_empty());
+    }
+
+    #[test]
+    fn existing_ttp_is_kept_and_extended() {
+        let mut ctx = ctx();
+        ctx.cookie_header = Some("_ttp=KeepMe123; other=1");
+        let out = run(r#"{"event":"page_view"}"#, &ctx);
+        assert_eq!(
+            out.events[0].tiktok.as_ref().unwrap().user.ttp.as_deref(),
+            Some("KeepMe123")
+        );
+        assert_eq!(
+            out.set_cookies,
+            ["_ttp=KeepMe123; Domain=shop.com; Path=/; Max-Age=34128000; Secure; SameSite=Lax"]
+        );
+    }
+
+    #[test]
+    fn missing_ttp_is_minted_and_sent() {
+        let out = run(r#"{"event":"page_view"}"#, &ctx());
+        let ttp = out.events[0]
+            .tiktok
+            .as_ref()
+            .unwrap()
+            .user
+            .ttp
+            .clone()
+            .unwrap();
+        assert_eq!(ttp, cookie::new_ttp([0xab; 16], ctx().now_ms));
+        assert!(out.set_cookies[0].starts_with(&format!("_ttp={ttp};")));
+    }
+
+    #[test]
+    fn denied_storage_sets_no_cookie_and_sends_no_ttp() {
+        let mut ctx = ctx();
+        ctx.cookie_header = Some("_ttp=KeepMe123");
+        let out = run(
+            r#"{"event":"page_view","url":"https://shop.com/?ttclid=abc",
+               "consent":{"sendable_to_ads":true,"ad_storage":"denied","ad_user_data":"granted"}}"#,
+            &ctx,
+        );
+        let element = out.events[0].tiktok.as_ref().unwrap();
+        assert_eq!(element.user.ttp, None);
+        assert_eq!(element.user.ttclid.as_deref(), Some("abc"));
+        assert!(element.limited_data_use);
+        assert!(out.set_cookies.is_empty());
+    }
+
+    #[test]
+    fn ttclid_cookie_is_set_from_the_landing_url() {
+        let out = run(
+            r#"{"event":"page_view","url":"https://shop.com/?ttclid=E.C.P.xyz"}"#,
+            &ctx(),
+        );
+        assert_eq!(
+            out.set_cookies[1],
+            "ttclid=E.C.P.xyz; Domain=shop.com; Path=/; Max-Age=2592000; Secure; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn ttclid_falls_back_to_cookie_then_context() {
+        let mut ctx = ctx();
+        ctx.cookie_header = Some("ttclid=fromcookie");
+        let out = run(
+            r#"{"event":"page_view","context":{"ttclid":"fromctx"}}"#,
+            &ctx,
+        );
+        assert_eq!(
+            out.events[0]
+                .tiktok
+                .as_ref()
+                .unwrap()
+                .user
+                .ttclid
+                .as_deref(),
+            Some("fromcookie")
+        );
+        let out = run(
+            r#"{"event":"page_view","context":{"ttclid":"fromctx"}}"#,
+            &self::ctx(),
+        );
+        assert_eq!(
+            out.events[0]
+                .tiktok
+                .as_ref()
+                .unwrap()
+                .user
+                .ttclid
+                .as_deref(),
+            Some("fromctx")
+        );
+    }
+
+    #[test]
+    fn held_events_are_scored_but_not_sent() {
+        let out = run(
+            r#"{"event":"purchase","consent":{"sendable_to_ads":false}}"#,
+            &ctx(),
+        );
+        let event = &out.events[0];
+        assert_eq!(event.status, Status::Held);
+        assert!(event.tiktok.is_none());
+        assert!(event.emq.is_some());
+        assert_eq!(event.event_name.as_deref(), Some("CompletePayment"));
+    }
+
+    #[test]
+    fn generated_event_ids_are_unique_per_request() {
+        let out = run(
+            r#"{"batch":[{"event":"a"},{"event":"b","event_id":"  "}]}"#,
+            &ctx(),
+        );
+        let prefix = hex::encode([0xab; 16]);
+        assert_eq!(out.events[0].event_id, format!("{prefix}-0"));
+        assert_eq!(out.events[1].event_id, format!("{prefix}-1"));
+    }
+
+    #[test]
+    fn bad_currency_is_rejected_before_batching() {
+        let out = run(
+            r#"{"event":"purchase","properties":{"currency":"dollars"}}"#,
+            &ctx(),
+        );
+        assert_eq!(out.events[0].status, Status::Rejected);
+        assert!(out.events[0]
+            .reason
+            .as_ref()
+            .unwrap()
+            .contains("properties.currency"));
+    }
+
+    #[test]
+    fn minimal_event_scores_low_with_coaching() {
+        let out = run(r#"{"event":"ViewContent"}"#, &ctx());
+        let emq = out.events[0].emq.as_ref().unwrap();
+        assert_eq!(emq.grade, Grade::NeedsImprovement);
+        assert_eq!(emq.coaching[0].factor, quality::Factor::Email);
+    }
+
+    #[test]
+    fn first_language_tags() {
+        assert_eq!(
+            first_language_tag("en-US,en;q=0.9").as_deref(),
+            Some("en-US")
+        );
+        assert_eq!(first_language_tag("fr;q=0.8").as_deref(), Some("fr"));
+        assert_eq!(first_language_tag("*"), None);
+        assert_eq!(first_language_tag(""), None);
+    }
+}

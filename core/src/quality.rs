@@ -1,0 +1,379 @@
+//! Event Match Quality: how well TikTok can tie an event to a person, from 0 to 100.
+//!
+//! Five factors, each worth up to 10 points, weighted email 30 %, phone 25 %, external id
+//! 20 %, browser data 15 % and event data 10 %; score = 10 × Σ weight × points.
+//! Browser data counts `ttp` 4, `ttclid` 3, IP 1.5 and user agent 1.5 points; event data
+//! counts value 3, currency 2, contents 3 and a content id 2.
+//!
+//! Arithmetic is in whole hundredths of a score point so it is exact and needs no float
+//! maths library under `no_std`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use serde::{Serialize, Serializer};
+
+use crate::event::Source;
+
+/// What an event carries that TikTok can match on, after consent is applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchSignals {
+    /// A hashed email.
+    pub email: bool,
+    /// A hashed phone.
+    pub phone: bool,
+    /// A hashed external id.
+    pub external_id: bool,
+    /// The `_ttp` cookie value.
+    pub ttp: bool,
+    /// The TikTok click id.
+    pub ttclid: bool,
+    /// The IP address.
+    pub ip: bool,
+    /// The user agent.
+    pub user_agent: bool,
+    /// A value.
+    pub value: bool,
+    /// A currency.
+    pub currency: bool,
+    /// At least one content (line item).
+    pub contents: bool,
+    /// A content with a product id.
+    pub content_id: bool,
+}
+
+/// The five factors of the score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Factor {
+    /// Hashed email, 30 %.
+    Email,
+    /// Hashed phone, 25 %.
+    Phone,
+    /// Hashed external id, 20 %.
+    ExternalId,
+    /// `ttp`, `ttclid`, IP and user agent, 15 %.
+    Browser,
+    /// Value, currency, contents and content id, 10 %.
+    Event,
+}
+
+impl Factor {
+    /// All factors, in order of weight.
+    pub const ALL: [Factor; 5] = [
+        Factor::Email,
+        Factor::Phone,
+        Factor::ExternalId,
+        Factor::Browser,
+        Factor::Event,
+    ];
+
+    /// The factor's weight in percent.
+    pub const fn weight_percent(self) -> u32 {
+        match self {
+            Factor::Email => 30,
+            Factor::Phone => 25,
+            Factor::ExternalId => 20,
+            Factor::Browser => 15,
+            Factor::Event => 10,
+        }
+    }
+
+    /// The factor's name as it appears in answers.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Factor::Email => "email",
+            Factor::Phone => "phone",
+            Factor::ExternalId => "external_id",
+            Factor::Browser => "browser",
+            Factor::Event => "event",
+        }
+    }
+}
+
+/// One part of a factor, in tenths of a point, with the advice for when it is missing.
+struct Part {
+    present: bool,
+    tenths: u32,
+    advice: &'static str,
+}
+
+fn parts(factor: Factor, s: &MatchSignals) -> Vec<Part> {
+    let part = |present, tenths, advice| Part {
+        present,
+        tenths,
+        advice,
+    };
+    match factor {
+        Factor::Email => alloc::vec![part(
+            s.email,
+            100,
+            "send the customer's email (ttedge hashes it)"
+        )],
+        Factor::Phone => alloc::vec![part(
+            s.phone,
+            100,
+            "send the customer's phone number (ttedge hashes it)"
+        )],
+        Factor::ExternalId => {
+            alloc::vec![part(
+                s.external_id,
+                100,
+                "send your customer id as external_id"
+            )]
+        }
+        Factor::Browser => alloc::vec![
+            part(
+                s.ttp,
+                40,
+                "keep the _ttp cookie (collect from the shop's own subdomain)"
+            ),
+            part(s.ttclid, 30, "pass the page URL so its ttclid is kept"),
+            part(s.ip, 15, "send the visitor's IP address"),
+            part(s.user_agent, 15, "send the visitor's user agent"),
+        ],
+        Factor::Event => alloc::vec![
+            part(s.value, 30, "send the value"),
+            part(s.currency, 20, "send the currency"),
+            part(s.contents, 30, "send the line items"),
+            part(s.content_id, 20, "give each line item a product id"),
+        ],
+    }
+}
+
+/// A score in hundredths of a point (0 to 10 000), serialised as a plain number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Points(pub u32);
+
+impl Points {
+    /// As a float, for display and JSON.
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl Serialize for Points {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 100 == 0 {
+            serializer.serialize_u32(self.0 / 100)
+        } else {
+            serializer.serialize_f64(self.as_f64())
+        }
+    }
+}
+
+/// How a score compares with its source's threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grade {
+    /// 85 or more.
+    Excellent,
+    /// At or above the threshold (browser 70, offline 50).
+    Good,
+    /// Below the threshold.
+    NeedsImprovement,
+}
+
+/// What a factor that is not full would add, and how to get it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coaching {
+    /// The factor.
+    pub factor: Factor,
+    /// Score points it would add when full.
+    pub gain: Points,
+    /// What to send.
+    pub advice: String,
+}
+
+/// The score of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchQuality {
+    /// 0 to 100.
+    pub score: Points,
+    /// The grade for the event's source.
+    pub grade: Grade,
+    /// One entry per factor that is not full, heaviest gain first.
+    pub coaching: Vec<Coaching>,
+}
+
+/// Score at or above which an event is excellent.
+pub const EXCELLENT: Points = Points(8_500);
+
+/// The threshold an event of `source` should reach.
+pub const fn threshold(source: Source) -> Points {
+    match source {
+        Source::Browser => Points(7_000),
+        Source::Offline => Points(5_000),
+    }
+}
+
+impl MatchQuality {
+    /// Whether the score is under the source's threshold.
+    pub fn below_threshold(&self) -> bool {
+        self.grade == Grade::NeedsImprovement
+    }
+}
+
+/// Scores an event's signals for its source.
+pub fn score(signals: &MatchSignals, source: Source) -> MatchQuality {
+    let mut total = 0;
+    let mut coaching = Vec::new();
+    for factor in Factor::ALL {
+        let weight = factor.weight_percent();
+        let mut missing_advice = String::new();
+        let mut missing_tenths = 0;
+        for part in parts(factor, signals) {
+            if part.present {
+                total += weight * part.tenths;
+            } else {
+                missing_tenths += part.tenths;
+                let gain = Points(weight * part.tenths);
+                if !missing_advice.is_empty() {
+                    missing_advice.push_str("; ");
+                }
+                // Writing to a String cannot fail.
+                let _ = write!(missing_advice, "{} (+{})", part.advice, gain.as_f64());
+            }
+        }
+        if missing_tenths > 0 {
+            coaching.push(Coaching {
+                factor,
+                gain: Points(weight * missing_tenths),
+                advice: missing_advice,
+            });
+        }
+    }
+    coaching.sort_by(|a, b| b.gain.cmp(&a.gain).then(a.factor.cmp(&b.factor)));
+    let score = Points(total);
+    let grade = if score >= EXCELLENT {
+        Grade::Excellent
+    } else if score >= threshold(source) {
+        Grade::Good
+    } else {
+        Grade::NeedsImprovement
+    };
+    MatchQuality {
+        score,
+        grade,
+        coaching,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: MatchSignals = MatchSignals {
+        email: true,
+        phone: true,
+        external_id: true,
+        ttp: true,
+        ttclid: true,
+        ip: true,
+        user_agent: true,
+        value: true,
+        currency: true,
+        contents: true,
+        content_id: true,
+    };
+
+    #[test]
+    fn everything_scores_100() {
+        let quality = score(&FULL, Source::Browser);
+        assert_eq!(quality.score, Points(10_000));
+        assert_eq!(quality.grade, Grade::Excellent);
+        assert!(quality.coaching.is_empty());
+    }
+
+    #[test]
+    fn nothing_scores_0_with_five_coachings() {
+        let quality = score(&MatchSignals::default(), Source::Browser);
+        assert_eq!(quality.score, Points(0));
+        assert_eq!(quality.grade, Grade::NeedsImprovement);
+        let gains: Vec<_> = quality
+            .coaching
+            .iter()
+            .map(|c| (c.factor, c.gain.0))
+            .collect();
+        assert_eq!(
+            gains,
+            [
+                (Factor::Email, 3_000),
+                (Factor::Phone, 2_500),
+                (Factor::ExternalId, 2_000),
+                (Factor::Browser, 1_500),
+                (Factor::Event, 1_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_phone_costs_25() {
+        let signals = MatchSignals {
+            phone: false,
+            ..FULL
+        };
+        let quality = score(&signals, Source::Browser);
+        assert_eq!(quality.score, Points(7_500));
+        assert_eq!(quality.grade, Grade::Good);
+        assert_eq!(quality.coaching.len(), 1);
+        assert_eq!(quality.coaching[0].gain, Points(2_500));
+        assert!(quality.coaching[0].advice.contains("phone"));
+    }
+
+    #[test]
+    fn browser_parts_are_weighted() {
+        let signals = MatchSignals {
+            ttp: false,
+            ip: false,
+            ..FULL
+        };
+        let quality = score(&signals, Source::Browser);
+        // ttp 4 × 1.5 = 6, IP 1.5 × 1.5 = 2.25
+        assert_eq!(quality.score, Points(10_000 - 600 - 225));
+        assert_eq!(quality.coaching[0].gain, Points(825));
+        assert!(quality.coaching[0].advice.contains("own subdomain) (+6)"));
+        assert!(quality.coaching[0].advice.contains("IP address (+2.25)"));
+    }
+
+    #[test]
+    fn thresholds_depend_on_source() {
+        // email + phone = 55: under browser's 70, over offline's 50.
+        let signals = MatchSignals {
+            email: true,
+            phone: true,
+            ..MatchSignals::default()
+        };
+        assert_eq!(
+            score(&signals, Source::Browser).grade,
+            Grade::NeedsImprovement
+        );
+        assert_eq!(score(&signals, Source::Offline).grade, Grade::Good);
+        // Exactly at the threshold is good: email 30 + phone 25 + full browser data 15 = 70.
+        let at_70 = MatchSignals {
+            email: true,
+            phone: true,
+            ttp: true,
+            ttclid: true,
+            ip: true,
+            user_agent: true,
+            ..MatchSignals::default()
+        };
+        let quality = score(&at_70, Source::Browser);
+        assert_eq!((quality.score, quality.grade), (Points(7_000), Grade::Good));
+    }
+
+    #[test]
+    fn scores_serialise_as_plain_numbers() {
+        let quality = score(
+            &MatchSignals {
+                ip: true,
+                ..MatchSignals::default()
+            },
+            Source::Browser,
+        );
+        let json = serde_json::to_string(&quality).unwrap();
+        assert!(json.starts_with(r#"{"score":2.25,"grade":"needs_improvement","coaching":[{"factor":"email","gain":30,"#), "{json}");
+    }
+}

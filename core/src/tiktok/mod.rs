@@ -1,0 +1,10 @@
+//! TikTok Events API v1.3: the request ttedge sends and how to read the answer.
+
+pub mod request;
+pub mod response;
+
+pub use request::{
+    plan_requests, request_body, track_url, Content, Page, RequestKey, TrackEvent, TrackProperties,
+    User, MAX_EVENTS_PER_REQUEST, TRACK_PATH,
+};
+pub use response::{classify, classify_transport_error, Failure, Verdict};

@@ -1,0 +1,258 @@
+//! The `POST /open_api/v1.3/event/track/` request and its `data[]` element.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Path of the track endpoint, appended to `TIKTOK_API_BASE`.
+pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
+
+/// The most events TikTok takes in one request.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
+
+/// One element of the request's `data[]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackEvent {
+    /// TikTok event name, standard or custom.
+    pub event: String,
+    /// Unix time in **seconds**.
+    pub event_time: i64,
+    /// Deduplication key shared with the pixel.
+    pub event_id: String,
+    /// Matching data; PII is SHA-256 hex.
+    pub user: User,
+    /// The page the event happened on.
+    #[serde(default, skip_serializing_if = "Page::is_empty")]
+    pub page: Page,
+    /// Commerce properties.
+    #[serde(default, skip_serializing_if = "TrackProperties::is_empty")]
+    pub properties: TrackProperties,
+    /// Limited Data Use, from consent.
+    pub limited_data_use: bool,
+}
+
+/// `data[].user`. Absent values are left out rather than sent empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// SHA-256 of the normalised email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// SHA-256 of the phone's digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// SHA-256 of the trimmed external id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The `_ttp` cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttp: Option<String>,
+    /// The TikTok click id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttclid: Option<String>,
+    /// The visitor's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The visitor's user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The first `Accept-Language` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+/// `data[].page`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// The page URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The referrer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+impl Page {
+    fn is_empty(&self) -> bool {
+        self.url.is_none() && self.referrer.is_none()
+    }
+}
+
+/// `data[].properties`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackProperties {
+    /// Order or cart value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// ISO 4217, upper-case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// `product` whenever there are contents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Line items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contents: Vec<Content>,
+    /// The shop's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// A search query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// A description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl TrackProperties {
+    fn is_empty(&self) -> bool {
+        *self == TrackProperties::default()
+    }
+}
+
+/// One of `properties.contents`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    /// Always a string, even when the shop's ids are numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+    /// Product name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_name: Option<String>,
+    /// Product category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_category: Option<String>,
+    /// Brand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    /// Unit price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+}
+
+/// What puts two events in different requests: the pixel and the test event code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequestKey<'a> {
+    /// `event_source_id`.
+    pub pixel_code: &'a str,
+    /// Test events go in requests of their own.
+    pub test_event_code: Option<&'a str>,
+}
+
+/// Groups items into requests: one group per [`RequestKey`], in order of first appearance,
+/// each at most [`MAX_EVENTS_PER_REQUEST`] long. Returns indices into `items`.
+pub fn plan_requests<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> RequestKey<'a>,
+) -> Vec<(RequestKey<'a>, Vec<usize>)> {
+    let mut plan: Vec<(RequestKey<'a>, Vec<usize>)> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let item_key = key(item);
+        let open = plan
+            .iter_mut()
+            .rev()
+            .find(|(k, group)| *k == item_key && group.len() < MAX_EVENTS_PER_REQUEST);
+        match open {
+            Some((_, group)) => group.push(index),
+            None => plan.push((item_key, alloc::vec![index])),
+        }
+    }
+    plan
+}
+
+#[derive(Serialize)]
+struct TrackRequest<'a> {
+    event_source: &'static str,
+    event_source_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_event_code: Option<&'a str>,
+    data: &'a [&'a RawValue],
+}
+
+/// The request body for already-serialised `data[]` elements, without parsing them again.
+pub fn request_body(key: RequestKey<'_>, data: &[&RawValue]) -> String {
+    let request = TrackRequest {
+        event_source: "web",
+        event_source_id: key.pixel_code,
+        test_event_code: key.test_event_code,
+        data,
+    };
+    // Serialising borrowed strings and raw JSON cannot fail.
+    serde_json::to_string(&request).unwrap_or_default()
+}
+
+/// The full track URL for an API base such as `https://business-api.tiktok.com`.
+pub fn track_url(api_base: &str) -> String {
+    let mut url = String::from(api_base.trim_end_matches('/'));
+    url.push_str(TRACK_PATH);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(pixel: &'a str, test: Option<&'a str>) -> RequestKey<'a> {
+        RequestKey {
+            pixel_code: pixel,
+            test_event_code: test,
+        }
+    }
+
+    #[test]
+    fn test_events_go_in_their_own_requests() {
+        let items = [
+            ("P1", None),
+            ("P1", Some("TEST1")),
+            ("P1", None),
+            ("P2", None),
+        ];
+        let plan = plan_requests(&items, |(p, t)| key(p, *t));
+        let groups: Vec<_> = plan.iter().map(|(k, g)| (*k, g.clone())).collect();
+        assert_eq!(
+            groups,
+            [
+                (key("P1", None), alloc::vec![0, 2]),
+                (key("P1", Some("TEST1")), alloc::vec![1]),
+                (key("P2", None), alloc::vec![3])
+            ]
+        );
+    }
+
+    #[test]
+    fn requests_hold_at_most_1000_events() {
+        let items: Vec<u32> = (0..2_500).collect();
+        let plan = plan_requests(&items, |_| key("P", None));
+        let sizes: Vec<_> = plan.iter().map(|(_, g)| g.len()).collect();
+        assert_eq!(sizes, [1_000, 1_000, 500]);
+        assert_eq!(plan[1].1[0], 1_000);
+    }
+
+    #[test]
+    fn body_splices_raw_elements() {
+        let raw = RawValue::from_string(String::from(r#"{"event":"Lead"}"#)).unwrap();
+        let body = request_body(key("PIX", Some("T1")), &[&raw]);
+        assert_eq!(
+            body,
+            r#"{"event_source":"web","event_source_id":"PIX","test_event_code":"T1","data":[{"event":"Lead"}]}"#
+        );
+        let body = request_body(key("PIX", None), &[&raw]);
+        assert!(!body.contains("test_event_code"));
+    }
+
+    #[test]
+    fn track_url_joins_cleanly() {
+        assert_eq!(
+            track_url("https://business-api.tiktok.com/"),
+            "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+        );
+        assert_eq!(
+            track_url("http://127.0.0.1:9"),
+            "http://127.0.0.1:9/open_api/v1.3/event/track/"
+        );
+    }
+}
