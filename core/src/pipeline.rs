@@ -44,8 +44,11 @@ impl Destination {
 pub struct RequestContext<'a> {
     /// Now, epoch milliseconds.
     pub now_ms: u64,
-    /// 32 random bytes: 16 for a new `_ttp`, 16 for generated event ids.
-    pub random: [u8; 32],
+    /// Random bytes for a new `_ttp` when the browser has none; `None` never mints one
+    /// (`ttedge preview` has no cookie jar to put it in).
+    pub ttp_random: Option<[u8; 16]>,
+    /// Random bytes that prefix generated event ids.
+    pub id_random: [u8; 16],
     /// `CF-Connecting-IP`.
     pub ip: Option<&'a str>,
     /// `User-Agent`.
@@ -144,11 +147,9 @@ pub fn prepare_request(
     });
     let ttp = match known_ttp {
         Some(ttp) => Some(ttp),
-        None if cookies_allowed => {
-            let mut random = [0u8; 16];
-            random.copy_from_slice(&ctx.random[..16]);
-            Some(cookie::new_ttp(random, ctx.now_ms))
-        }
+        None if cookies_allowed => ctx
+            .ttp_random
+            .map(|random| cookie::new_ttp(random, ctx.now_ms)),
         None => None,
     };
     let landing_ttclid = browser
@@ -173,7 +174,7 @@ pub fn prepare_request(
         ttp,
         ttclid_cookie: cookie_value(cookie::TTCLID).map(str::to_string),
     };
-    let id_prefix = hex::encode(&ctx.random[16..]);
+    let id_prefix = hex::encode(ctx.id_random);
     let events = events
         .into_iter()
         .enumerate()
@@ -423,7 +424,8 @@ mod tests {
     fn ctx() -> RequestContext<'static> {
         RequestContext {
             now_ms: 1_764_064_800_123,
-            random: [0xab; 32],
+            ttp_random: Some([0xab; 16]),
+            id_random: [0xcd; 16],
             ip: Some("198.51.100.7"),
             user_agent: Some("Mozilla/5.0 Test"),
             accept_language: Some("de-CH,de;q=0.9"),
@@ -575,7 +577,7 @@ mod tests {
             r#"{"batch":[{"event":"a"},{"event":"b","event_id":"  "}]}"#,
             &ctx(),
         );
-        let prefix = hex::encode([0xab; 16]);
+        let prefix = hex::encode([0xcd; 16]);
         assert_eq!(out.events[0].event_id, format!("{prefix}-0"));
         assert_eq!(out.events[1].event_id, format!("{prefix}-1"));
     }

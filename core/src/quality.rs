@@ -260,6 +260,96 @@ pub fn score(signals: &MatchSignals, source: Source) -> MatchQuality {
     }
 }
 
+/// Match quality of many events, mergeable: the CLI's `score` and the health page use it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct QualitySummary {
+    /// Events scored.
+    pub events: u64,
+    /// Sum of scores, in hundredths.
+    pub score_sum: u64,
+    /// Events under their source's threshold.
+    pub below_threshold: u64,
+    /// Events per 10-point bin: 0–9.99, 10–19.99, …, 90–100.
+    pub histogram: [u64; 10],
+    /// Per factor (in [`Factor::ALL`] order): events where it was not full.
+    pub missing: [u64; 5],
+    /// Per factor: summed gains, in hundredths, over the events where it was not full.
+    pub missing_gain_sum: [u64; 5],
+}
+
+/// One factor's line in a summary: how often it was missing and what it would add.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MissingFactor {
+    /// The factor.
+    pub factor: Factor,
+    /// Events where it was not full.
+    pub events: u64,
+    /// Share of scored events, 0 to 1.
+    pub share: f64,
+    /// Mean score points it would add to those events.
+    pub mean_gain: f64,
+}
+
+impl QualitySummary {
+    /// Counts one event's score.
+    pub fn add(&mut self, quality: &MatchQuality) {
+        self.events += 1;
+        self.score_sum += u64::from(quality.score.0);
+        self.below_threshold += u64::from(quality.below_threshold());
+        let bin = (quality.score.0 / 1_000).min(9) as usize;
+        self.histogram[bin] += 1;
+        for coaching in &quality.coaching {
+            let slot = Factor::ALL
+                .iter()
+                .position(|f| *f == coaching.factor)
+                .unwrap_or(0);
+            self.missing[slot] += 1;
+            self.missing_gain_sum[slot] += u64::from(coaching.gain.0);
+        }
+    }
+
+    /// Adds another summary's counts (another hour, another shard).
+    pub fn merge(&mut self, other: &QualitySummary) {
+        self.events += other.events;
+        self.score_sum += other.score_sum;
+        self.below_threshold += other.below_threshold;
+        for (mine, theirs) in self.histogram.iter_mut().zip(other.histogram) {
+            *mine += theirs;
+        }
+        for slot in 0..Factor::ALL.len() {
+            self.missing[slot] += other.missing[slot];
+            self.missing_gain_sum[slot] += other.missing_gain_sum[slot];
+        }
+    }
+
+    /// Mean score, 0 to 100; `None` before any event.
+    pub fn mean(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.score_sum as f64 / self.events as f64 / 100.0)
+    }
+
+    /// Share of events under their threshold, 0 to 1.
+    pub fn below_threshold_share(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.below_threshold as f64 / self.events as f64)
+    }
+
+    /// Factors that were not full, most often missing first.
+    pub fn most_missing(&self) -> Vec<MissingFactor> {
+        let mut factors: Vec<MissingFactor> = Factor::ALL
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| self.missing[*slot] > 0)
+            .map(|(slot, factor)| MissingFactor {
+                factor: *factor,
+                events: self.missing[slot],
+                share: self.missing[slot] as f64 / self.events as f64,
+                mean_gain: self.missing_gain_sum[slot] as f64 / self.missing[slot] as f64 / 100.0,
+            })
+            .collect();
+        factors.sort_by(|a, b| b.events.cmp(&a.events).then(a.factor.cmp(&b.factor)));
+        factors
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +465,33 @@ mod tests {
         );
         let json = serde_json::to_string(&quality).unwrap();
         assert!(json.starts_with(r#"{"score":2.25,"grade":"needs_improvement","coaching":[{"factor":"email","gain":30,"#), "{json}");
+    }
+
+    #[test]
+    fn summaries_count_and_merge() {
+        let full = score(&FULL, Source::Browser);
+        let no_phone = score(
+            &MatchSignals {
+                phone: false,
+                ..FULL
+            },
+            Source::Browser,
+        );
+        let nothing = score(&MatchSignals::default(), Source::Browser);
+        let mut a = QualitySummary::default();
+        a.add(&full);
+        a.add(&no_phone);
+        let mut b = QualitySummary::default();
+        b.add(&nothing);
+        a.merge(&b);
+        assert_eq!(a.events, 3);
+        assert!((a.mean().unwrap() - 175.0 / 3.0).abs() < 1e-9);
+        assert_eq!(a.below_threshold, 1);
+        assert_eq!(a.histogram, [1, 0, 0, 0, 0, 0, 0, 1, 0, 1]);
+        let missing = a.most_missing();
+        assert_eq!(missing[0].factor, Factor::Phone);
+        assert_eq!((missing[0].events, missing[0].mean_gain), (2, 25.0));
+        assert_eq!(missing.len(), 5);
+        assert_eq!(QualitySummary::default().mean(), None);
     }
 }

@@ -162,6 +162,7 @@ impl Dispatcher {
             .to_array()?;
         Response::from_json(&json!({
             "dispatcher": self.state.id().to_string(),
+            "name": self.state.id().name(),
             "pending": self.pending_count()?,
             "alarm_at": self.state.storage().get_alarm().await?,
             "deliveries": deliveries,
