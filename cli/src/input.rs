@@ -56,6 +56,10 @@ pub fn events(text: &str) -> Vec<InputEvent> {
                 })
                 .collect();
         }
+        return vec![InputEvent {
+            line: line_of(text, text.trim_start()),
+            event: parse_one(text.as_bytes()),
+        }];
     }
     let mut out = Vec::new();
     for (number, line) in text.lines().enumerate() {

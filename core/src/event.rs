@@ -383,15 +383,14 @@ impl fmt::Display for InputError {
 /// sender can fix and resend without anything being half-accepted (and later sent twice).
 pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent>, InputError> {
     // serde would read a struct from an array, by position; a body must be an object.
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(_) => {
-            return Err(InputError::field(
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<de::IgnoredAny>(body) {
+            Err(error) => explain(body, error),
+            Ok(_) => InputError::field(
                 "(body)",
                 "expected a JSON object: one event or {\"batch\": [...]}",
-            ))
-        }
-        None => return Err(InputError::field("(body)", "is empty")),
+            ),
+        });
     }
     let mut top: CollectEvent = match serde_json::from_slice(body) {
         Ok(top) => top,
@@ -701,5 +700,7 @@ mod tests {
     fn top_level_must_be_an_object() {
         let error = parse("[1,2]").unwrap_err();
         assert_eq!(error.path(), Some("(body)"));
+        assert_eq!(parse("event=purchase").unwrap_err().code(), "malformed_json");
+        assert_eq!(parse("  ").unwrap_err().code(), "malformed_json");
     }
 }
