@@ -700,7 +700,10 @@ mod tests {
     fn top_level_must_be_an_object() {
         let error = parse("[1,2]").unwrap_err();
         assert_eq!(error.path(), Some("(body)"));
-        assert_eq!(parse("event=purchase").unwrap_err().code(), "malformed_json");
+        assert_eq!(
+            parse("event=purchase").unwrap_err().code(),
+            "malformed_json"
+        );
         assert_eq!(parse("  ").unwrap_err().code(), "malformed_json");
     }
 }
