@@ -89,12 +89,16 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// The `ttclid` query parameter of a page URL.
+/// The `ttclid` query parameter of a page URL. Only that pair is percent-decoded.
 pub fn ttclid_from_url(url: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or_default();
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == TTCLID)
+    let (_, value) = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == TTCLID)?;
+    form_urlencoded::parse(format!("v={value}").as_bytes())
+        .next()
         .map(|(_, value)| value.trim().to_string())
         .filter(|value| !value.is_empty())
 }

@@ -6,6 +6,7 @@
 //! spellings of GA4, Segment and Shopify (`line_items`, `item_id`, `sku`, numeric strings for
 //! money) are accepted, because pages send what their platforms give them.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -19,94 +20,101 @@ pub const MAX_BATCH_EVENTS: usize = 100;
 
 /// One event as the collect API receives it.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CollectEvent {
+pub struct CollectEvent<'a> {
     /// The incoming event name, before mapping. Required and non-empty.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub event: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub event: Option<Cow<'a, str>>,
     /// Kept as given, so TikTok can deduplicate server and pixel copies.
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    pub event_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    pub event_id: Option<Cow<'a, str>>,
     /// When the event happened.
     #[serde(default)]
     pub timestamp: Option<Timestamp>,
     /// The page URL; its `ttclid` query parameter is the click id.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub url: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub url: Option<Cow<'a, str>>,
     /// The page referrer.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub referrer: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub referrer: Option<Cow<'a, str>>,
     /// Personal data, in clear or pre-hashed.
     #[serde(default)]
-    pub user_data: Option<UserData>,
+    #[serde(borrow)]
+    pub user_data: Option<UserData<'a>>,
     /// Commerce properties.
     #[serde(default)]
-    pub properties: Option<Properties>,
+    #[serde(borrow)]
+    pub properties: Option<Properties<'a>>,
     /// Consent signals; absent means unknown.
     #[serde(default)]
     pub consent: Option<Consent>,
     /// Browser context the page could see itself.
     #[serde(default)]
-    pub context: Option<Context>,
+    #[serde(borrow)]
+    pub context: Option<Context<'a>>,
     /// Where the event comes from; decides the match-quality threshold.
     #[serde(default)]
     pub source: Option<Source>,
     /// Only at the top level: the events of a batch document.
     #[serde(default)]
-    batch: Option<Vec<CollectEvent>>,
+    #[serde(borrow)]
+    batch: Option<Vec<CollectEvent<'a>>>,
 }
 
 /// Personal data of the person behind an event.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct UserData {
+pub struct UserData<'a> {
     /// Email in clear (or already a SHA-256 hex).
-    #[serde(default, deserialize_with = "opt_string")]
-    pub email: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub email: Option<Cow<'a, str>>,
     /// Phone in any format (or already a SHA-256 hex).
-    #[serde(default, deserialize_with = "opt_string")]
-    pub phone: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub phone: Option<Cow<'a, str>>,
     /// The shop's own customer id.
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    pub external_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    pub external_id: Option<Cow<'a, str>>,
     /// Email hashed by the page (the SDK hashes in the browser).
-    #[serde(default, deserialize_with = "opt_string")]
-    pub email_hash: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub email_hash: Option<Cow<'a, str>>,
     /// Phone hashed by the page.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub phone_hash: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub phone_hash: Option<Cow<'a, str>>,
 }
 
 /// Commerce properties of an event.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Properties {
+pub struct Properties<'a> {
     /// Order or cart value.
     #[serde(default, deserialize_with = "opt_number")]
     pub value: Option<f64>,
     /// ISO 4217 currency, any case.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub currency: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub currency: Option<Cow<'a, str>>,
     /// The shop's order id.
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    pub order_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    pub order_id: Option<Cow<'a, str>>,
     /// A search query.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub query: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub query: Option<Cow<'a, str>>,
     /// A free-text description.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub description: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub description: Option<Cow<'a, str>>,
     /// Line items (GA4 and most SDKs).
     #[serde(default)]
-    pub items: Option<Vec<Item>>,
+    #[serde(borrow)]
+    pub items: Option<Vec<Item<'a>>>,
     /// Line items under Shopify's name.
     #[serde(default)]
-    pub line_items: Option<Vec<Item>>,
+    #[serde(borrow)]
+    pub line_items: Option<Vec<Item<'a>>>,
     /// Line items under TikTok's own name.
     #[serde(default)]
-    pub contents: Option<Vec<Item>>,
+    #[serde(borrow)]
+    pub contents: Option<Vec<Item<'a>>>,
 }
 
-impl Properties {
+impl Properties<'_> {
     /// The line items, whichever of `items`, `line_items` or `contents` carried them.
-    pub fn line_items(&self) -> &[Item] {
+    pub fn line_items(&self) -> &[Item<'_>] {
         [&self.items, &self.line_items, &self.contents]
             .into_iter()
             .find_map(|items| items.as_deref().filter(|items| !items.is_empty()))
@@ -116,33 +124,33 @@ impl Properties {
 
 /// One line item. Each field accepts the names GA4, Segment, Shopify and TikTok use.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Item {
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    product_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    id: Option<String>,
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    item_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    sku: Option<String>,
-    #[serde(default, deserialize_with = "opt_string_or_number")]
-    content_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    name: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    item_name: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    content_name: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    category: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    item_category: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    content_category: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    brand: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    item_brand: Option<String>,
+pub struct Item<'a> {
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    product_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    item_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    sku: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    content_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    item_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    content_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    category: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    item_category: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    content_category: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    brand: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    item_brand: Option<Cow<'a, str>>,
     /// Units bought.
     #[serde(default, deserialize_with = "opt_quantity")]
     pub quantity: Option<u32>,
@@ -152,7 +160,7 @@ pub struct Item {
 }
 
 /// The first non-empty value among spellings of one field.
-fn first<'a>(candidates: &[&'a Option<String>]) -> Option<&'a str> {
+fn first<'a>(candidates: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
     candidates
         .iter()
         .filter_map(|value| value.as_deref())
@@ -160,7 +168,7 @@ fn first<'a>(candidates: &[&'a Option<String>]) -> Option<&'a str> {
         .find(|value| !value.is_empty())
 }
 
-impl Item {
+impl Item<'_> {
     /// The product id: `product_id`, else `id`, `item_id`, `sku` or `content_id`.
     pub fn product_id(&self) -> Option<&str> {
         first(&[
@@ -223,22 +231,22 @@ pub enum PixelStatus {
 
 /// Browser context the page reports about itself.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Context {
+pub struct Context<'a> {
     /// `_ttp` as the page read it; the cookie wins.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub ttp: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub ttp: Option<Cow<'a, str>>,
     /// The click id as the page read it; the URL and cookie win.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub ttclid: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub ttclid: Option<Cow<'a, str>>,
     /// The TikTok pixel's state on the page.
     #[serde(default)]
     pub pixel: Option<PixelStatus>,
     /// User agent; the request header wins for browser events.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub user_agent: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub user_agent: Option<Cow<'a, str>>,
     /// IP address; `CF-Connecting-IP` wins for browser events.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub ip: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_string")]
+    pub ip: Option<Cow<'a, str>>,
 }
 
 /// Where an event comes from.
@@ -381,7 +389,7 @@ impl fmt::Display for InputError {
 ///
 /// The whole body is accepted or refused: a wrong field anywhere refuses all of it, so a
 /// sender can fix and resend without anything being half-accepted (and later sent twice).
-pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent>, InputError> {
+pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<'_>>, InputError> {
     // serde would read a struct from an array, by position; a body must be an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(match serde_json::from_slice::<de::IgnoredAny>(body) {
@@ -392,7 +400,16 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent>
             ),
         });
     }
-    let mut top: CollectEvent = match serde_json::from_slice(body) {
+    // One UTF-8 check of the whole body is far cheaper than serde_json's check per string.
+    let text = core::str::from_utf8(body).map_err(|error| {
+        let line = body[..error.valid_up_to()].split(|b| *b == b'\n').count();
+        InputError::MalformedJson {
+            message: format!("invalid UTF-8 at byte {}", error.valid_up_to()),
+            line,
+            column: 0,
+        }
+    })?;
+    let mut top: CollectEvent<'_> = match serde_json::from_str(text) {
         Ok(top) => top,
         Err(error) => return Err(explain(body, error)),
     };
@@ -431,7 +448,7 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent>
     }
 }
 
-fn check_event_name(event: &CollectEvent, path: &str) -> Result<(), InputError> {
+fn check_event_name(event: &CollectEvent<'_>, path: &str) -> Result<(), InputError> {
     match event.event.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => Ok(()),
         Some(_) => Err(InputError::field(path, "must not be empty")),
@@ -452,7 +469,7 @@ fn explain(body: &[u8], error: serde_json::Error) -> InputError {
         },
         Category::Data => {
             let mut deserializer = serde_json::Deserializer::from_slice(body);
-            match serde_path_to_error::deserialize::<_, CollectEvent>(&mut deserializer) {
+            match serde_path_to_error::deserialize::<_, CollectEvent<'_>>(&mut deserializer) {
                 Err(error) => {
                     let path = error.path().to_string();
                     let path = if path == "." {
@@ -478,46 +495,75 @@ fn strip_position(message: &str) -> String {
 
 // ---- lenient field readers -------------------------------------------------------------
 
-fn opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(deserializer)
+/// Text fields borrow from the body when they hold no escapes: parsing allocates little.
+fn opt_string<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    deserializer.deserialize_option(TextVisitor { numbers: false })
 }
 
 /// Ids are often numbers in shop platforms (`"order_id": 1001`); TikTok wants strings.
-fn opt_string_or_number<'de, D: Deserializer<'de>>(
+fn opt_string_or_number<'de: 'a, 'a, D: Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    struct IdVisitor;
-    impl<'de> Visitor<'de> for IdVisitor {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a string or a number")
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(Some(text.to_string()))
-        }
-        fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
-            Ok(Some(text))
-        }
-        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
-            Ok(Some(n.to_string()))
-        }
-        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
-            Ok(Some(n.to_string()))
-        }
-        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-            Ok(Some(format!("{n}")))
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    deserializer.deserialize_option(TextVisitor { numbers: true })
+}
+
+/// Reads an optional string (borrowed when possible), and numbers too when `numbers`.
+struct TextVisitor {
+    numbers: bool,
+}
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(if self.numbers {
+            "a string or a number"
+        } else {
+            "a string"
+        })
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(text)))
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(text.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(text)))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        self.number(n, de::Unexpected::Signed(n))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        self.number(n, de::Unexpected::Unsigned(n))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        self.number(n, de::Unexpected::Float(n))
+    }
+}
+
+impl TextVisitor {
+    fn number<'de, E: de::Error>(
+        self,
+        n: impl fmt::Display,
+        unexpected: de::Unexpected<'_>,
+    ) -> Result<Option<Cow<'de, str>>, E> {
+        if self.numbers {
+            Ok(Some(Cow::Owned(format!("{n}"))))
+        } else {
+            Err(E::invalid_type(unexpected, &self))
         }
     }
-    deserializer.deserialize_option(IdVisitor)
 }
 
 /// Money may arrive as `59.9` or `"59.90"`.
@@ -578,7 +624,7 @@ fn opt_quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32
 mod tests {
     use super::*;
 
-    fn parse(body: &str) -> Result<Vec<CollectEvent>, InputError> {
+    fn parse(body: &str) -> Result<Vec<CollectEvent<'_>>, InputError> {
         parse_collect(body.as_bytes(), MAX_BATCH_EVENTS)
     }
 

@@ -9,7 +9,12 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of `text`, as 64 lower-case hex characters.
 pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
+    let mut hex_digest = [0u8; 64];
+    // 32 bytes always fit 64 hex characters.
+    let _ = hex::encode_to_slice(Sha256::digest(text.as_bytes()), &mut hex_digest);
+    core::str::from_utf8(&hex_digest)
+        .map(String::from)
+        .unwrap_or_default()
 }
 
 /// Whether `text` looks like a SHA-256 digest in hex (either case).
@@ -44,7 +49,11 @@ pub fn phone(raw: &str) -> Option<String> {
     if is_sha256_hex(trimmed) {
         return Some(trimmed.to_ascii_lowercase());
     }
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let digits: String = trimmed
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(char::from)
+        .collect();
     hash_normalized(&digits)
 }
 

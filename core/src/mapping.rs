@@ -169,12 +169,22 @@ impl NameRules {
 
 /// Trim, lower-case, spaces and hyphens to `_`, strip a leading `dl_`.
 pub fn normalize(name: &str) -> String {
-    let lowered: String = name
-        .trim()
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c == ' ' || c == '-' { '_' } else { c })
-        .collect();
+    let trimmed = name.trim();
+    let lowered: String = if trimmed.is_ascii() {
+        trimmed
+            .bytes()
+            .map(|b| match b {
+                b' ' | b'-' => '_',
+                b => char::from(b.to_ascii_lowercase()),
+            })
+            .collect()
+    } else {
+        trimmed
+            .chars()
+            .flat_map(char::to_lowercase)
+            .map(|c| if c == ' ' || c == '-' { '_' } else { c })
+            .collect()
+    };
     match lowered.strip_prefix("dl_") {
         Some(rest) => rest.to_string(),
         None => lowered,

@@ -3,6 +3,7 @@
 //! The Worker and the `ttedge` command both call [`prepare_request`], so what `ttedge
 //! preview` shows is exactly what the edge would send.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -118,11 +119,11 @@ struct BrowserIds {
 
 /// Runs every event of a request through the rules and decides the cookies to set.
 pub fn prepare_request(
-    events: Vec<CollectEvent>,
+    events: Vec<CollectEvent<'_>>,
     ctx: &RequestContext<'_>,
     destination: &Destination,
 ) -> PreparedRequest {
-    let browser: Vec<&CollectEvent> = events
+    let browser: Vec<&CollectEvent<'_>> = events
         .iter()
         .filter(|e| source_of(e) == Source::Browser)
         .collect();
@@ -186,13 +187,13 @@ pub fn prepare_request(
     }
 }
 
-fn source_of(event: &CollectEvent) -> Source {
+fn source_of(event: &CollectEvent<'_>) -> Source {
     event.source.unwrap_or_default()
 }
 
 fn prepare_event(
     index: usize,
-    event: CollectEvent,
+    event: CollectEvent<'_>,
     ctx: &RequestContext<'_>,
     ids: &BrowserIds,
     id_prefix: &str,
@@ -271,7 +272,7 @@ fn non_empty(value: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn event_time_secs(event: &CollectEvent, now_ms: u64) -> i64 {
+fn event_time_secs(event: &CollectEvent<'_>, now_ms: u64) -> i64 {
     match event.timestamp {
         Some(timestamp) => timestamp.0.div_euclid(1_000),
         None => (now_ms / 1_000) as i64,
@@ -279,7 +280,7 @@ fn event_time_secs(event: &CollectEvent, now_ms: u64) -> i64 {
 }
 
 fn track_user(
-    event: &CollectEvent,
+    event: &CollectEvent<'_>,
     source: Source,
     decision: ConsentDecision,
     ctx: &RequestContext<'_>,
@@ -293,7 +294,7 @@ fn track_user(
             hash_user_data(data, &mut user);
         }
     }
-    let from_context = |value: &Option<String>| non_empty(value.as_deref());
+    let from_context = |value: &Option<Cow<'_, str>>| non_empty(value.as_deref());
     // The page URL's ttclid is the freshest click; then the cookie, then what the page said.
     user.ttclid = event
         .url
@@ -329,16 +330,21 @@ fn track_user(
 
 /// Clear values win over the page's hashes: ttedge then controls normalisation. A "hash" that
 /// is not 64 hex characters is treated as a clear value, so it is never sent unhashed.
-fn hash_user_data(data: &UserData, user: &mut User) {
+fn hash_user_data(data: &UserData<'_>, user: &mut User) {
     let clear_or_hashed =
-        |clear: &Option<String>, hashed: &Option<String>, hash: fn(&str) -> Option<String>| {
-            clear
-                .as_deref()
-                .and_then(hash)
-                .or_else(|| hashed.as_deref().and_then(hash))
+        |clear: Option<&str>, hashed: Option<&str>, hash: fn(&str) -> Option<String>| {
+            clear.and_then(hash).or_else(|| hashed.and_then(hash))
         };
-    user.email = clear_or_hashed(&data.email, &data.email_hash, hashing::email);
-    user.phone = clear_or_hashed(&data.phone, &data.phone_hash, hashing::phone);
+    user.email = clear_or_hashed(
+        data.email.as_deref(),
+        data.email_hash.as_deref(),
+        hashing::email,
+    );
+    user.phone = clear_or_hashed(
+        data.phone.as_deref(),
+        data.phone_hash.as_deref(),
+        hashing::phone,
+    );
     user.external_id = data.external_id.as_deref().and_then(hashing::external_id);
 }
 
@@ -350,7 +356,7 @@ pub fn first_language_tag(accept_language: &str) -> Option<String> {
 
 /// Properties for TikTok. An invalid currency is refused here, before batching, because
 /// TikTok would refuse the whole request it travels in.
-fn track_properties(properties: Option<&Properties>) -> Result<TrackProperties, String> {
+fn track_properties(properties: Option<&Properties<'_>>) -> Result<TrackProperties, String> {
     let Some(properties) = properties else {
         return Ok(TrackProperties::default());
     };

@@ -99,46 +99,68 @@ struct Part {
     advice: &'static str,
 }
 
-fn parts(factor: Factor, s: &MatchSignals) -> Vec<Part> {
+/// The parts of a factor; a fixed array because this runs for every event.
+fn parts(factor: Factor, s: &MatchSignals) -> ([Part; 4], usize) {
     let part = |present, tenths, advice| Part {
         present,
         tenths,
         advice,
     };
+    let unused = || part(true, 0, "");
     match factor {
-        Factor::Email => alloc::vec![part(
-            s.email,
-            100,
-            "send the customer's email (ttedge hashes it)"
-        )],
-        Factor::Phone => alloc::vec![part(
-            s.phone,
-            100,
-            "send the customer's phone number (ttedge hashes it)"
-        )],
-        Factor::ExternalId => {
-            alloc::vec![part(
-                s.external_id,
-                100,
-                "send your customer id as external_id"
-            )]
-        }
-        Factor::Browser => alloc::vec![
-            part(
-                s.ttp,
-                40,
-                "keep the _ttp cookie (collect from the shop's own subdomain)"
-            ),
-            part(s.ttclid, 30, "pass the page URL so its ttclid is kept"),
-            part(s.ip, 15, "send the visitor's IP address"),
-            part(s.user_agent, 15, "send the visitor's user agent"),
-        ],
-        Factor::Event => alloc::vec![
-            part(s.value, 30, "send the value"),
-            part(s.currency, 20, "send the currency"),
-            part(s.contents, 30, "send the line items"),
-            part(s.content_id, 20, "give each line item a product id"),
-        ],
+        Factor::Email => (
+            [
+                part(s.email, 100, "send the customer's email (ttedge hashes it)"),
+                unused(),
+                unused(),
+                unused(),
+            ],
+            1,
+        ),
+        Factor::Phone => (
+            [
+                part(
+                    s.phone,
+                    100,
+                    "send the customer's phone number (ttedge hashes it)",
+                ),
+                unused(),
+                unused(),
+                unused(),
+            ],
+            1,
+        ),
+        Factor::ExternalId => (
+            [
+                part(s.external_id, 100, "send your customer id as external_id"),
+                unused(),
+                unused(),
+                unused(),
+            ],
+            1,
+        ),
+        Factor::Browser => (
+            [
+                part(
+                    s.ttp,
+                    40,
+                    "keep the _ttp cookie (collect from the shop's own subdomain)",
+                ),
+                part(s.ttclid, 30, "pass the page URL so its ttclid is kept"),
+                part(s.ip, 15, "send the visitor's IP address"),
+                part(s.user_agent, 15, "send the visitor's user agent"),
+            ],
+            4,
+        ),
+        Factor::Event => (
+            [
+                part(s.value, 30, "send the value"),
+                part(s.currency, 20, "send the currency"),
+                part(s.contents, 30, "send the line items"),
+                part(s.content_id, 20, "give each line item a product id"),
+            ],
+            4,
+        ),
     }
 }
 
@@ -223,7 +245,8 @@ pub fn score(signals: &MatchSignals, source: Source) -> MatchQuality {
         let weight = factor.weight_percent();
         let mut missing_advice = String::new();
         let mut missing_tenths = 0;
-        for part in parts(factor, signals) {
+        let (parts, count) = parts(factor, signals);
+        for part in &parts[..count] {
             if part.present {
                 total += weight * part.tenths;
             } else {
