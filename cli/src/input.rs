@@ -13,11 +13,11 @@ use serde_json::value::RawValue;
 use ttedge_core::event::{parse_collect, CollectEvent, InputError};
 
 /// One input event, or why it could not be read.
-pub struct InputEvent {
+pub struct InputEvent<'a> {
     /// 1-based line where the event starts.
     pub line: usize,
     /// The parsed event, or the error that names what is wrong.
-    pub event: Result<CollectEvent, InputError>,
+    pub event: Result<CollectEvent<'a>, InputError>,
 }
 
 /// Reads `path` (`-` or none for standard input).
@@ -43,7 +43,7 @@ struct BatchDocument<'a> {
 }
 
 /// Splits the input into events, keeping each one's line number.
-pub fn events(text: &str) -> Vec<InputEvent> {
+pub fn events(text: &str) -> Vec<InputEvent<'_>> {
     let is_one_document = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
     if is_one_document {
         if let Ok(document) = serde_json::from_str::<BatchDocument>(text) {
@@ -80,7 +80,7 @@ pub fn events(text: &str) -> Vec<InputEvent> {
     out
 }
 
-fn parse_one(json: &[u8]) -> Result<CollectEvent, InputError> {
+fn parse_one(json: &[u8]) -> Result<CollectEvent<'_>, InputError> {
     parse_collect(json, 1).and_then(|mut events| events.pop().ok_or(InputError::EmptyBatch))
 }
 
