@@ -64,18 +64,38 @@ fn render(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String
     format!("{name}={value}{domain}; Path=/; Max-Age={max_age}; Secure; SameSite=Lax")
 }
 
-/// The registrable domain of a request host (`t.shop.example.co.uk` → `example.co.uk`),
-/// from the Public Suffix List. `None` for IP addresses, `localhost` and bare suffixes, where
-/// a host-only cookie is the right thing.
-pub fn registrable_domain(host: &str) -> Option<String> {
-    let host = strip_port(host.trim())
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    if host.is_empty() || !host.contains('.') || host.parse::<core::net::IpAddr>().is_ok() {
-        return None;
+/// The Public Suffix List, parsed once by whoever needs registrable domains.
+///
+/// The list ships inside the crate (`data/public_suffix_list.dat`) and is read by the
+/// `publicsuffix` crate at run time: as text it costs the Worker about 45 KB gzipped, where
+/// a list compiled into code costs over 200 KB.
+pub struct PublicSuffixList(publicsuffix::List);
+
+impl PublicSuffixList {
+    /// Parses the embedded list (a few milliseconds; keep the result).
+    pub fn embedded() -> Self {
+        let text = include_str!("../data/public_suffix_list.dat");
+        // The embedded list is fixed and tested; an empty list would still answer safely
+        // (every host host-only).
+        PublicSuffixList(text.parse().unwrap_or_default())
     }
-    let domain = psl::domain_str(&host)?;
-    Some(domain.to_string())
+
+    /// The registrable domain of a request host (`t.shop.example.co.uk` → `example.co.uk`).
+    /// `None` for IP addresses, `localhost` and bare suffixes, where a host-only cookie is
+    /// the right thing.
+    pub fn registrable_domain(&self, host: &str) -> Option<String> {
+        use publicsuffix::Psl;
+        let host = strip_port(host.trim())
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if host.is_empty() || !host.contains('.') || host.parse::<core::net::IpAddr>().is_ok() {
+            return None;
+        }
+        let domain = self.0.domain(host.as_bytes())?;
+        core::str::from_utf8(domain.as_bytes())
+            .ok()
+            .map(str::to_string)
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -141,6 +161,8 @@ mod tests {
 
     #[test]
     fn registrable_domains() {
+        let list = PublicSuffixList::embedded();
+        let registrable_domain = |host| list.registrable_domain(host);
         assert_eq!(
             registrable_domain("t.shop.com").as_deref(),
             Some("shop.com")
@@ -161,6 +183,11 @@ mod tests {
         assert_eq!(registrable_domain("127.0.0.1:8787"), None);
         assert_eq!(registrable_domain("[::1]:8787"), None);
         assert_eq!(registrable_domain("co.uk"), None);
+        // Private-section suffixes count too: each shop on a platform is its own site.
+        assert_eq!(
+            registrable_domain("t.myshop.myshopify.com").as_deref(),
+            Some("myshop.myshopify.com")
+        );
     }
 
     #[test]

@@ -1,48 +1,199 @@
-//! The Dispatcher Durable Object: one per access token. It stores events durably in its SQLite
-//! storage before answering, then sends them to TikTok from its alarm.
+//! The Dispatcher Durable Object: one per access token, named by the token's SHA-256.
 //!
-//! Skeleton: batching, the sliding-window rate limit, retry classification and parking are
-//! still to come (from `ttedge-core`); the storage, alarm and outbound-fetch plumbing is real.
+//! It stores every ready event in SQLite before the Worker answers the browser, then sends
+//! them from its alarm: batches of up to 1,000 events per pixel and test code, within the
+//! token's sliding-window rate limit, retried after 500, 1,000 and 2,000 ms, split on a
+//! 40002, and parked with TikTok's code, message and hint when nothing more can be done.
+//!
+//! Alarms are at-least-once, so every step is idempotent: a row leaves the queue only by
+//! being marked delivered or parked, in the same synchronous SQL block that reads the
+//! answer, and an alarm that runs again finds nothing left to send.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use ttedge_core::event::PixelStatus;
+use ttedge_core::ratelimit::{SlidingWindow, DEFAULT_LIMIT_PER_MINUTE, MINUTE_MS};
+use ttedge_core::retry::{after_failure, NextStep};
+use ttedge_core::tiktok::{plan_requests, request_body, Failure, RequestKey, Verdict};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    durable_object, AbortSignal, Date, DurableObject, Env, Fetch, Headers, Method, Request,
-    RequestInit, Response, Result, ScheduledTime, SqlStorage, SqlStorageValue, State,
+    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result,
+    SqlStorage, SqlStorageValue, State,
 };
 
-use crate::{json_error, Config};
+use crate::config::SiteConfig;
+use crate::error::ApiError;
+use crate::runtime::now_ms;
+use crate::tiktok_client::post_track;
+
+/// Binding name in wrangler.toml.
+const BINDING: &str = "DISPATCHER";
+/// New events wait this long so that events arriving together leave together.
+const BATCH_WINDOW_MS: u64 = 200;
+/// Requests one alarm run may send before it hands over to the next alarm.
+const MAX_REQUESTS_PER_ALARM: usize = 25;
+/// `wrangler dev` can forget an alarm across restarts while still reporting it; an alarm
+/// this far overdue is set again.
+const STALE_ALARM_MS: u64 = 30_000;
+/// Delivered rows are kept this long to refuse resent duplicates.
+const DEDUPE_WINDOW_MS: u64 = 48 * 60 * 60 * 1_000;
+/// Counters and call records are kept for a week.
+const HISTORY_MS: u64 = 7 * 24 * 60 * 60 * 1_000;
+/// Hourly buckets for counters.
+const HOUR_MS: u64 = 60 * 60 * 1_000;
+/// When configuration is broken, look again after this long.
+const CONFIG_RETRY_MS: u64 = 60_000;
 
 /// Created on every start of the object; `IF NOT EXISTS` makes that idempotent.
-const SCHEMA: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS pending (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        body        TEXT    NOT NULL,
-        received_ms INTEGER NOT NULL,
-        attempts    INTEGER NOT NULL DEFAULT 0
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS queue (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id        TEXT    NOT NULL,
+        event_name      TEXT    NOT NULL,
+        pixel_code      TEXT    NOT NULL,
+        test_event_code TEXT,
+        pixel_status    TEXT,
+        score           INTEGER,
+        element         TEXT    NOT NULL,
+        received_ms     INTEGER NOT NULL,
+        state           TEXT    NOT NULL DEFAULT 'queued',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        batch_limit     INTEGER NOT NULL DEFAULT 1000,
+        done_ms         INTEGER,
+        http_status     INTEGER,
+        tiktok_code     INTEGER,
+        message         TEXT,
+        hint            TEXT
     )",
-    "CREATE TABLE IF NOT EXISTS deliveries (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    // One copy of an event per pixel, name and test code: a resent event is not queued twice.
+    "CREATE UNIQUE INDEX IF NOT EXISTS queue_event
+        ON queue (pixel_code, event_name, event_id, IFNULL(test_event_code, ''))",
+    "CREATE INDEX IF NOT EXISTS queue_due ON queue (state, next_attempt_ms)",
+    // Send times of the current rate window.
+    "CREATE TABLE IF NOT EXISTS sends (at_ms INTEGER NOT NULL)",
+    // Hourly counters: received, sent, delivered, retried, parked, held, skipped, rejected, requests.
+    "CREATE TABLE IF NOT EXISTS counters (
+        hour   INTEGER NOT NULL,
+        metric TEXT    NOT NULL,
+        value  INTEGER NOT NULL,
+        PRIMARY KEY (hour, metric)
+    )",
+    // Every call to TikTok: latency and outcome.
+    "CREATE TABLE IF NOT EXISTS calls (
         at_ms       INTEGER NOT NULL,
+        latency_ms  INTEGER NOT NULL,
         events      INTEGER NOT NULL,
-        http_status INTEGER,
-        code        INTEGER,
-        outcome     TEXT    NOT NULL,
-        detail      TEXT    NOT NULL
+        verdict     TEXT    NOT NULL,
+        http_status INTEGER NOT NULL,
+        tiktok_code INTEGER,
+        message     TEXT,
+        hint        TEXT
     )",
 ];
 
-/// Events sent per TikTok request (TikTok allows 1,000).
-const BATCH_LIMIT: i64 = 1000;
-/// How long an alarm waits after the first event of a batch, to let a batch fill.
-const FLUSH_DELAY_MS: i64 = 1000;
-/// An alarm this far past due is taken as lost and set again.
-const STALE_ALARM_MS: i64 = 30_000;
-/// Attempts before the skeleton stops re-arming the alarm for a failing batch.
-const MAX_ATTEMPTS: i64 = 4;
+/// What the Worker hands over for one collect request.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Intake {
+    /// Ready events.
+    pub events: Vec<IntakeEvent>,
+    /// Held back by consent.
+    pub held: u32,
+    /// Skipped (internal events, custom events off).
+    pub skipped: u32,
+    /// Rejected before queueing.
+    pub rejected: u32,
+}
 
-// `alarm` generates the `fetch` and `alarm` exports only (no WebSocket or connect glue).
+/// One ready event.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IntakeEvent {
+    /// TikTok's deduplication key.
+    pub event_id: String,
+    /// The TikTok event name.
+    pub event_name: String,
+    /// `event_source_id`.
+    pub pixel_code: String,
+    /// Test events go in requests of their own.
+    pub test_event_code: Option<String>,
+    /// The page's pixel status, for recovery figures.
+    pub pixel_status: Option<PixelStatus>,
+    /// Match quality in hundredths.
+    pub score: Option<u32>,
+    /// The serialised `data[]` element.
+    pub element: String,
+}
+
+/// The Dispatcher's answer to an intake.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct IntakeAnswer {
+    /// Events stored.
+    pub queued: u32,
+    /// Event ids already stored before (not queued again).
+    pub duplicates: Vec<String>,
+}
+
+/// Hands events to the site's Dispatcher; returns once they are stored.
+pub async fn enqueue(
+    env: &Env,
+    site: &SiteConfig,
+    intake: &Intake,
+) -> std::result::Result<IntakeAnswer, ApiError> {
+    let answer = call(env, site, Method::Post, "/enqueue", Some(intake)).await;
+    match answer {
+        Ok(mut response) if response.status_code() == 200 => Ok(response.json().await?),
+        Ok(mut response) => {
+            let detail = response.text().await.unwrap_or_default();
+            worker::console_error!("dispatcher refused an intake: {detail}");
+            Err(queue_unavailable())
+        }
+        Err(error) => {
+            worker::console_error!("dispatcher unreachable: {error}");
+            Err(queue_unavailable())
+        }
+    }
+}
+
+/// The Dispatcher's queue state (and a wake-up for a forgotten alarm).
+pub async fn state(env: &Env, site: &SiteConfig) -> Result<serde_json::Value> {
+    call(env, site, Method::Get, "/state", None::<&()>)
+        .await?
+        .json()
+        .await
+}
+
+fn queue_unavailable() -> ApiError {
+    ApiError::new(
+        503,
+        "queue_unavailable",
+        "events could not be stored; nothing was accepted, send them again",
+    )
+}
+
+async fn call(
+    env: &Env,
+    site: &SiteConfig,
+    method: Method,
+    path: &str,
+    body: Option<&impl Serialize>,
+) -> Result<Response> {
+    let stub = env
+        .durable_object(BINDING)?
+        .id_from_name(&site.dispatcher_name())?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/json")?;
+        init.with_headers(headers)
+            .with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
+    }
+    // A stub ignores the host; only the path matters.
+    let request = Request::new_with_init(&format!("https://dispatcher{path}"), &init)?;
+    stub.fetch_with_request(request).await
+}
+
 #[durable_object(alarm)]
 pub struct Dispatcher {
     state: State,
@@ -51,67 +202,86 @@ pub struct Dispatcher {
 
 impl DurableObject for Dispatcher {
     fn new(state: State, env: Env) -> Self {
-        // `exec` is synchronous, so the schema exists before any event is delivered.
+        // `exec` is synchronous: the schema exists before the first event arrives.
         let sql = state.storage().sql();
         for statement in SCHEMA {
-            if let Err(err) = sql.exec(statement, None) {
-                worker::console_error!("dispatcher schema: {err}");
+            if let Err(error) = sql.exec(statement, None) {
+                worker::console_error!("dispatcher schema: {error}");
             }
         }
-        Self { state, env }
+        Dispatcher { state, env }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
         match (req.method(), req.path().as_str()) {
-            (Method::Post, "/enqueue") => self.enqueue(req).await,
-            (Method::Get, "/status") => self.status().await,
-            _ => json_error(404, "no such dispatcher route"),
+            (Method::Post, "/enqueue") => {
+                let intake: Intake = req.json().await?;
+                Response::from_json(&self.enqueue(intake).await?)
+            }
+            (Method::Get, "/state") => {
+                let now = now_ms();
+                self.ensure_alarm(self.next_due()?.unwrap_or(now)).await?;
+                Response::from_json(&self.queue_state().await?)
+            }
+            _ => ApiError::new(404, "not_found", "no such dispatcher route").into_response(),
         }
     }
 
     async fn alarm(&self) -> Result<Response> {
-        // An `Err` here makes the runtime retry the alarm (with back-off); storage errors only.
-        self.flush().await?;
-        Response::ok("flushed")
+        self.deliver().await?;
+        Response::ok("delivered")
     }
 }
 
-/// A row of `pending`, read back through serde. SQLite integers arrive as JS numbers.
-#[derive(Debug, Deserialize)]
-struct PendingRow {
-    id: i64,
-    body: String,
-    attempts: i64,
-}
-
-/// A row of `deliveries`; nullable columns are `Option`s.
-#[derive(Debug, Deserialize, Serialize)]
-struct DeliveryRow {
-    id: i64,
-    at_ms: i64,
-    events: i64,
-    http_status: Option<i64>,
-    code: Option<i64>,
-    outcome: String,
-    detail: String,
+/// A queued row, as the send loop needs it.
+#[derive(Deserialize)]
+struct QueuedRow {
+    seq: i64,
+    pixel_code: String,
+    test_event_code: Option<String>,
+    element: String,
+    attempts: u32,
+    batch_limit: usize,
 }
 
 #[derive(Deserialize)]
-struct IdRow {
-    id: i64,
+struct At {
+    at_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
-struct CountRow {
+struct Count {
     n: i64,
 }
 
-/// What one request to TikTok came to.
-struct Delivery {
-    http_status: Option<u16>,
-    code: Option<i64>,
-    outcome: &'static str,
-    detail: String,
+#[derive(Serialize, Deserialize)]
+struct ParkedRow {
+    event_id: String,
+    event_name: String,
+    http_status: Option<i64>,
+    tiktok_code: Option<i64>,
+    message: Option<String>,
+    hint: Option<String>,
+    attempts: i64,
+    done_ms: Option<f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CallRow {
+    at_ms: f64,
+    latency_ms: i64,
+    events: i64,
+    verdict: String,
+    http_status: i64,
+    tiktok_code: Option<i64>,
+    message: Option<String>,
+    hint: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CounterRow {
+    metric: String,
+    total: i64,
 }
 
 impl Dispatcher {
@@ -119,203 +289,392 @@ impl Dispatcher {
         self.state.storage().sql()
     }
 
-    /// `POST /enqueue`: store the element, make sure an alarm will send it, answer.
-    async fn enqueue(&self, mut req: Request) -> Result<Response> {
-        let body = req.text().await?;
+    /// Stores the events (skipping duplicates), counts, and makes sure an alarm will send.
+    async fn enqueue(&self, intake: Intake) -> Result<IntakeAnswer> {
         let now = now_ms();
-        let inserted: IdRow = self
-            .sql()
-            .exec(
-                "INSERT INTO pending (body, received_ms) VALUES (?, ?) RETURNING id",
-                vec![body.into(), now.into()],
-            )?
-            .one()?;
+        let sql = self.sql();
+        let mut answer = IntakeAnswer::default();
+        for event in &intake.events {
+            let inserted: Vec<serde::de::IgnoredAny> = sql
+                .exec(
+                    "INSERT OR IGNORE INTO queue (event_id, event_name, pixel_code,
+                        test_event_code, pixel_status, score, element, received_ms,
+                        next_attempt_ms)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                    vec![
+                        event.event_id.clone().into(),
+                        event.event_name.clone().into(),
+                        event.pixel_code.clone().into(),
+                        optional_text(event.test_event_code.clone()),
+                        optional_text(event.pixel_status.map(pixel_status_text)),
+                        event
+                            .score
+                            .map_or(SqlStorageValue::Null, |s| i64::from(s).into()),
+                        event.element.clone().into(),
+                        int(now),
+                        int(now),
+                    ],
+                )?
+                .to_array()?;
+            if inserted.is_empty() {
+                answer.duplicates.push(event.event_id.clone());
+            } else {
+                answer.queued += 1;
+            }
+        }
+        self.count(now, "received", u64::from(answer.queued))?;
+        self.count(now, "held", u64::from(intake.held))?;
+        self.count(now, "skipped", u64::from(intake.skipped))?;
+        self.count(now, "rejected", u64::from(intake.rejected))?;
+        if answer.queued > 0 {
+            self.ensure_alarm(now + BATCH_WINDOW_MS).await?;
+        }
+        Ok(answer)
+    }
 
+    /// Makes sure an alarm fires by `at` while events are queued; re-arms a forgotten one.
+    async fn ensure_alarm(&self, at: u64) -> Result<()> {
+        if self.next_due()?.is_none() {
+            return Ok(());
+        }
+        let now = now_ms();
         let storage = self.state.storage();
-        let alarm_at = match storage.get_alarm().await? {
-            // Re-arm an alarm long past due: `wrangler dev` forgets scheduled alarms when it
-            // restarts or reloads while `get_alarm` still reports them (workerd#3566).
-            Some(at) if at > now - STALE_ALARM_MS => at,
-            _ => {
-                let at = now + FLUSH_DELAY_MS;
-                storage.set_alarm(at_epoch_ms(at)).await?;
-                at
+        match storage.get_alarm().await? {
+            Some(current) if current as u64 <= at && current as u64 + STALE_ALARM_MS > now => {
+                Ok(())
+            }
+            _ => storage.set_alarm(at_epoch_ms(at.max(now))).await,
+        }
+    }
+
+    /// The send loop, run by the alarm.
+    async fn deliver(&self) -> Result<()> {
+        let site = match SiteConfig::from_env(&self.env) {
+            Ok(site) => site,
+            Err(problems) => {
+                worker::console_error!(
+                    "dispatcher cannot send, configuration: {}",
+                    problems.join("; ")
+                );
+                let retry_at = now_ms() + CONFIG_RETRY_MS;
+                return self.state.storage().set_alarm(at_epoch_ms(retry_at)).await;
             }
         };
-        Response::from_json(&json!({
-            "accepted": 1,
-            "id": inserted.id,
-            "pending": self.pending_count()?,
-            "alarm_at": alarm_at,
-        }))
+        let mut window = self.rate_window(site.rate_limit_per_minute)?;
+        for _ in 0..MAX_REQUESTS_PER_ALARM {
+            let now = now_ms();
+            let due: Vec<QueuedRow> = self
+                .sql()
+                .exec(
+                    "SELECT seq, pixel_code, test_event_code, element, attempts, batch_limit
+                     FROM queue WHERE state = 'queued' AND next_attempt_ms <= ?
+                     ORDER BY seq LIMIT 1000",
+                    vec![int(now)],
+                )?
+                .to_array()?;
+            let Some(batch) = first_batch(&due) else {
+                break;
+            };
+            if let Err(free_at) = window.try_acquire(now) {
+                return self.state.storage().set_alarm(at_epoch_ms(free_at)).await;
+            }
+            self.record_send(now)?;
+            self.send(&site, &batch).await?;
+        }
+        self.prune(now_ms())?;
+        match self.next_due()? {
+            Some(at) => {
+                self.state
+                    .storage()
+                    .set_alarm(at_epoch_ms(at.max(now_ms())))
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
-    /// `GET /status`: pending count, next alarm and the latest deliveries.
-    async fn status(&self) -> Result<Response> {
-        let deliveries: Vec<DeliveryRow> = self
-            .sql()
-            .exec(
-                "SELECT id, at_ms, events, http_status, code, outcome, detail
-                 FROM deliveries ORDER BY id DESC LIMIT 20",
-                None,
-            )?
-            .to_array()?;
-        Response::from_json(&json!({
-            "dispatcher": self.state.id().to_string(),
-            "name": self.state.id().name(),
-            "pending": self.pending_count()?,
-            "alarm_at": self.state.storage().get_alarm().await?,
-            "deliveries": deliveries,
-        }))
-    }
-
-    fn pending_count(&self) -> Result<i64> {
-        let row: CountRow = self
-            .sql()
-            .exec("SELECT COUNT(*) AS n FROM pending", None)?
-            .one()?;
-        Ok(row.n)
-    }
-
-    /// Sends the oldest batch to TikTok and records the outcome.
-    async fn flush(&self) -> Result<()> {
-        let rows: Vec<PendingRow> = self
-            .sql()
-            .exec(
-                "SELECT id, body, attempts FROM pending ORDER BY id LIMIT ?",
-                vec![BATCH_LIMIT.into()],
-            )?
-            .to_array()?;
-        let Some(last_id) = rows.last().map(|row| row.id) else {
+    /// Sends one batch and records what became of it.
+    async fn send(&self, site: &SiteConfig, batch: &[&QueuedRow]) -> Result<()> {
+        let Some(first) = batch.first() else {
             return Ok(());
         };
-        let attempts = rows.iter().map(|row| row.attempts).max().unwrap_or(0) + 1;
-
-        let config = Config::from_env(&self.env);
-        // Each body was serialised by the Worker; a row that no longer parses is sent as null.
-        let data: Vec<Value> = rows
+        let raw: Vec<&RawValue> = batch
             .iter()
-            .map(|row| serde_json::from_str(&row.body).unwrap_or(Value::Null))
+            .filter_map(|row| serde_json::from_str(&row.element).ok())
             .collect();
-        let payload = json!({
-            "event_source": "web",
-            "event_source_id": config.pixel_id.as_deref().unwrap_or_default(),
-            "data": data,
-        });
-        let delivery = send(&config, &payload).await;
+        let key = RequestKey {
+            pixel_code: &first.pixel_code,
+            test_event_code: first.test_event_code.as_deref(),
+        };
+        let body = request_body(key, &raw);
+        let sent_at = now_ms();
+        let n = batch.len() as u64;
+        self.count(sent_at, "requests", 1)?;
+        self.count(sent_at, "sent", n)?;
+        let outcome = post_track(&site.api_base, &site.access_token, body, site.timeout_ms).await;
 
-        let sql = self.sql();
-        sql.exec(
-            "INSERT INTO deliveries (at_ms, events, http_status, code, outcome, detail)
-             VALUES (?, ?, ?, ?, ?, ?)",
-            vec![
-                now_ms().into(),
-                SqlStorageValue::Integer(rows.len() as i64),
-                delivery.http_status.map(i64::from).into(),
-                delivery.code.into(),
-                delivery.outcome.into(),
-                delivery.detail.into(),
-            ],
+        // Everything below is synchronous SQL: it commits as one unit.
+        let now = now_ms();
+        self.record_call(
+            now,
+            outcome.latency_ms,
+            n,
+            &outcome.verdict,
+            outcome.http_status,
         )?;
-
-        let storage = self.state.storage();
-        if delivery.outcome == "sent" {
-            // Ids grow monotonically, so `<= last_id` is exactly this batch, even if events
-            // were enqueued while the request was in flight.
-            sql.exec("DELETE FROM pending WHERE id <= ?", vec![last_id.into()])?;
-            if self.pending_count()? > 0 {
-                storage.set_alarm(at_epoch_ms(now_ms())).await?;
+        let sql = self.sql();
+        match &outcome.verdict {
+            Verdict::Delivered | Verdict::PartiallyDelivered(_) => {
+                for row in batch {
+                    sql.exec(
+                        "UPDATE queue SET state = 'delivered', done_ms = ?,
+                            attempts = attempts + 1 WHERE seq = ? AND state = 'queued'",
+                        vec![int(now), row.seq.into()],
+                    )?;
+                }
+                self.count(now, "delivered", n)?;
             }
-        } else {
-            sql.exec(
-                "UPDATE pending SET attempts = attempts + 1 WHERE id <= ?",
-                vec![last_id.into()],
-            )?;
-            if attempts < MAX_ATTEMPTS {
-                // TODO(core): retry classes and the 500 / 1,000 / 2,000 ms schedule.
-                storage
-                    .set_alarm(at_epoch_ms(now_ms() + (500 << (attempts - 1))))
-                    .await?;
+            Verdict::Reject(_) if outcome.verdict.should_split(batch.len()) => {
+                // One bad event fails a whole batch: halve until it stands alone.
+                let half = batch.len().div_ceil(2) as i64;
+                for row in batch {
+                    sql.exec(
+                        "UPDATE queue SET batch_limit = MIN(batch_limit, ?) WHERE seq = ?",
+                        vec![half.into(), row.seq.into()],
+                    )?;
+                }
+            }
+            Verdict::Reject(failure) => self.park(now, batch, failure)?,
+            Verdict::Retry(failure) => {
+                let mut retried = 0;
+                for row in batch {
+                    match after_failure(row.attempts + 1) {
+                        NextStep::RetryAfter(delay) => {
+                            retried += 1;
+                            sql.exec(
+                                "UPDATE queue SET attempts = attempts + 1, next_attempt_ms = ?
+                                 WHERE seq = ?",
+                                vec![int(now + delay), row.seq.into()],
+                            )?;
+                        }
+                        NextStep::Park => self.park(now, &[row], failure)?,
+                    }
+                }
+                self.count(now, "retried", retried)?;
             }
         }
         Ok(())
     }
-}
 
-/// One `POST {TIKTOK_API_BASE}/open_api/v1.3/event/track/`, bounded by a time-out.
-async fn send(config: &Config, payload: &Value) -> Delivery {
-    let url = format!(
-        "{}/open_api/v1.3/event/track/",
-        config.api_base.trim_end_matches('/')
-    );
-    let request = match track_request(&url, config.access_token.as_deref(), payload) {
-        Ok(request) => request,
-        Err(err) => return Delivery::failed(None, "bad_request", err.to_string()),
-    };
-    // `AbortSignal.timeout()` aborts the fetch, including the body read, after the time-out.
-    let signal = AbortSignal::from(worker::web_sys::AbortSignal::timeout_with_u32(
-        config.fetch_timeout_ms,
-    ));
-    let mut response = match Fetch::Request(request).send_with_signal(&signal).await {
-        Ok(response) => response,
-        Err(err) if signal.aborted() => return Delivery::failed(None, "timeout", err.to_string()),
-        Err(err) => return Delivery::failed(None, "network_error", err.to_string()),
-    };
-    let status = response.status_code();
-    let text = match response.text().await {
-        Ok(text) => text,
-        Err(err) if signal.aborted() => {
-            return Delivery::failed(Some(status), "timeout", err.to_string())
+    /// Parks rows with TikTok's answer: kept, listed, replayable, never dropped.
+    fn park(&self, now: u64, rows: &[&QueuedRow], failure: &Failure) -> Result<()> {
+        for row in rows {
+            self.sql().exec(
+                "UPDATE queue SET state = 'parked', done_ms = ?, attempts = attempts + 1,
+                    http_status = ?, tiktok_code = ?, message = ?, hint = ?
+                 WHERE seq = ?",
+                vec![
+                    int(now),
+                    i64::from(failure.http_status).into(),
+                    failure.code.map_or(SqlStorageValue::Null, Into::into),
+                    failure.message.clone().into(),
+                    failure.hint.clone().into(),
+                    row.seq.into(),
+                ],
+            )?;
         }
-        Err(err) => return Delivery::failed(Some(status), "network_error", err.to_string()),
-    };
-    // TikTok answers `{"code": 0, "message": "OK", ...}`; errors often come with HTTP 200.
-    let body: Option<Value> = serde_json::from_str(&text).ok();
-    let code = body.as_ref().and_then(|b| b.get("code")?.as_i64());
-    let message = body
-        .as_ref()
-        .and_then(|b| b.get("message")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    let outcome = match (status, code) {
-        (200..=299, Some(0)) => "sent",
-        _ => "failed",
-    };
-    Delivery {
-        http_status: Some(status),
-        code,
-        outcome,
-        detail: message,
+        self.count(now, "parked", rows.len() as u64)
+    }
+
+    fn rate_window(&self, limit: u32) -> Result<SlidingWindow> {
+        let sends: Vec<At> = self
+            .sql()
+            .exec("SELECT at_ms FROM sends", None)?
+            .to_array()?;
+        Ok(SlidingWindow::per_minute(limit).with_sends(
+            sends
+                .into_iter()
+                .filter_map(|s| s.at_ms)
+                .map(|at| at as u64),
+        ))
+    }
+
+    fn record_send(&self, now: u64) -> Result<()> {
+        let sql = self.sql();
+        sql.exec("INSERT INTO sends (at_ms) VALUES (?)", vec![int(now)])?;
+        sql.exec(
+            "DELETE FROM sends WHERE at_ms <= ?",
+            vec![int(now.saturating_sub(MINUTE_MS))],
+        )?;
+        Ok(())
+    }
+
+    fn record_call(
+        &self,
+        now: u64,
+        latency_ms: u64,
+        events: u64,
+        verdict: &Verdict,
+        http_status: u16,
+    ) -> Result<()> {
+        let (name, failure) = match verdict {
+            Verdict::Delivered => ("delivered", None),
+            Verdict::PartiallyDelivered(f) => ("partially_delivered", Some(f)),
+            Verdict::Retry(f) => ("retry", Some(f)),
+            Verdict::Reject(f) => ("reject", Some(f)),
+        };
+        self.sql().exec(
+            "INSERT INTO calls (at_ms, latency_ms, events, verdict, http_status, tiktok_code,
+                message, hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                int(now),
+                int(latency_ms),
+                int(events),
+                name.into(),
+                i64::from(http_status).into(),
+                failure
+                    .and_then(|f| f.code)
+                    .map_or(SqlStorageValue::Null, Into::into),
+                optional_text(failure.map(|f| f.message.clone())),
+                optional_text(failure.map(|f| f.hint.clone())),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Adds `n` to this hour's `metric`.
+    fn count(&self, now: u64, metric: &str, n: u64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.sql().exec(
+            "INSERT INTO counters (hour, metric, value) VALUES (?, ?, ?)
+             ON CONFLICT (hour, metric) DO UPDATE SET value = value + excluded.value",
+            vec![int(now / HOUR_MS * HOUR_MS), metric.into(), int(n)],
+        )?;
+        Ok(())
+    }
+
+    /// When the next queued event is due, if any.
+    fn next_due(&self) -> Result<Option<u64>> {
+        let row: At = self
+            .sql()
+            .exec(
+                "SELECT MIN(next_attempt_ms) AS at_ms FROM queue WHERE state = 'queued'",
+                None,
+            )?
+            .one()?;
+        Ok(row.at_ms.map(|at| at as u64))
+    }
+
+    fn prune(&self, now: u64) -> Result<()> {
+        let sql = self.sql();
+        sql.exec(
+            "DELETE FROM queue WHERE state = 'delivered' AND done_ms < ?",
+            vec![int(now.saturating_sub(DEDUPE_WINDOW_MS))],
+        )?;
+        sql.exec(
+            "DELETE FROM calls WHERE at_ms < ?",
+            vec![int(now.saturating_sub(HISTORY_MS))],
+        )?;
+        sql.exec(
+            "DELETE FROM counters WHERE hour < ?",
+            vec![int(now.saturating_sub(HISTORY_MS))],
+        )?;
+        Ok(())
+    }
+
+    fn count_where(&self, state: &str) -> Result<i64> {
+        let row: Count = self
+            .sql()
+            .exec(
+                "SELECT COUNT(*) AS n FROM queue WHERE state = ?",
+                vec![state.into()],
+            )?
+            .one()?;
+        Ok(row.n)
+    }
+
+    /// Queue depth, parked events, counters and recent calls.
+    async fn queue_state(&self) -> Result<serde_json::Value> {
+        let sql = self.sql();
+        let oldest: At = sql
+            .exec(
+                "SELECT MIN(received_ms) AS at_ms FROM queue WHERE state = 'queued'",
+                None,
+            )?
+            .one()?;
+        let parked: Vec<ParkedRow> = sql
+            .exec(
+                "SELECT event_id, event_name, http_status, tiktok_code, message, hint, attempts,
+                    done_ms FROM queue WHERE state = 'parked' ORDER BY seq LIMIT 100",
+                None,
+            )?
+            .to_array()?;
+        let calls: Vec<CallRow> = sql
+            .exec(
+                "SELECT at_ms, latency_ms, events, verdict, http_status, tiktok_code, message,
+                    hint FROM calls ORDER BY rowid DESC LIMIT 20",
+                None,
+            )?
+            .to_array()?;
+        let counters: Vec<CounterRow> = sql
+            .exec(
+                "SELECT metric, SUM(value) AS total FROM counters GROUP BY metric",
+                None,
+            )?
+            .to_array()?;
+        let now = now_ms();
+        let limit = SiteConfig::from_env(&self.env)
+            .map_or(DEFAULT_LIMIT_PER_MINUTE, |site| site.rate_limit_per_minute);
+        let mut window = self.rate_window(limit)?;
+        Ok(serde_json::json!({
+            "queued": self.count_where("queued")?,
+            "parked": self.count_where("parked")?,
+            "oldest_queued_age_ms": oldest.at_ms.map(|at| now.saturating_sub(at as u64)),
+            "alarm_at": self.state.storage().get_alarm().await?,
+            "rate_window": {"used": window.used(now), "limit": window.limit()},
+            "counters": counters
+                .iter()
+                .map(|c| (c.metric.clone(), c.total.into()))
+                .collect::<serde_json::Map<_, _>>(),
+            "parked_events": parked,
+            "recent_calls": calls,
+        }))
     }
 }
 
-fn track_request(url: &str, access_token: Option<&str>, payload: &Value) -> Result<Request> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    headers.set("Access-Token", access_token.unwrap_or_default())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&serde_json::to_string(payload)?)));
-    Request::new_with_init(url, &init)
+/// The first request's worth of due rows: one pixel and test code, at most the first row's
+/// batch limit (halved by earlier 40002 splits).
+fn first_batch(due: &[QueuedRow]) -> Option<Vec<&QueuedRow>> {
+    let plan = plan_requests(due, |row| RequestKey {
+        pixel_code: &row.pixel_code,
+        test_event_code: row.test_event_code.as_deref(),
+    });
+    let (_, indexes) = plan.into_iter().next()?;
+    let limit = due[indexes[0]].batch_limit.max(1);
+    Some(indexes.into_iter().take(limit).map(|i| &due[i]).collect())
 }
 
-impl Delivery {
-    fn failed(http_status: Option<u16>, outcome: &'static str, detail: String) -> Self {
-        Self {
-            http_status,
-            code: None,
-            outcome,
-            detail,
-        }
+fn pixel_status_text(status: PixelStatus) -> String {
+    match status {
+        PixelStatus::Loaded => "loaded",
+        PixelStatus::Blocked => "blocked",
+        PixelStatus::Absent => "absent",
     }
+    .to_string()
 }
 
-/// Milliseconds since the epoch. (In workerd the clock only advances across I/O.)
-fn now_ms() -> i64 {
-    Date::now().as_millis() as i64
+fn optional_text(value: Option<String>) -> SqlStorageValue {
+    value.map_or(SqlStorageValue::Null, SqlStorageValue::String)
 }
 
-/// An absolute alarm time. `set_alarm(i64)` / `set_alarm(Duration)` mean an offset from now.
-fn at_epoch_ms(ms: i64) -> ScheduledTime {
-    ScheduledTime::new(worker::js_sys::Date::new(&JsValue::from_f64(ms as f64)))
+/// Milliseconds fit a JavaScript number for the next 285,000 years.
+fn int(value: u64) -> SqlStorageValue {
+    SqlStorageValue::Integer(value as i64)
+}
+
+/// An absolute alarm time; `set_alarm(i64)` would mean an offset from now.
+fn at_epoch_ms(ms: u64) -> worker::ScheduledTime {
+    worker::ScheduledTime::new(worker::js_sys::Date::new(&JsValue::from_f64(ms as f64)))
 }

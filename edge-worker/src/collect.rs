@@ -1,0 +1,240 @@
+//! `POST /collect` and its CORS preflight: check, run core's pipeline, queue durably, answer.
+//!
+//! The answer (202) is sent only after the Dispatcher has stored the events, so a 202 means
+//! the events are safe. A refused request queues nothing.
+
+use serde::Serialize;
+use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
+use ttedge_core::pipeline::{prepare_request, PreparedEvent, RequestContext, Status};
+use ttedge_core::quality::MatchQuality;
+use worker::{Env, Headers, Request, Response, Result};
+
+use crate::config::{self, SiteConfig};
+use crate::dispatcher::{self, Intake, IntakeEvent};
+use crate::error::ApiError;
+use crate::runtime;
+
+/// The largest body accepted (DESIGN: 64 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The 202 answer: how many events were queued, and each event's fate.
+#[derive(Serialize)]
+struct CollectAnswer<'a> {
+    accepted: usize,
+    events: Vec<EventAnswer<'a>>,
+}
+
+/// One event in the answer.
+#[derive(Serialize)]
+struct EventAnswer<'a> {
+    index: usize,
+    event_id: &'a str,
+    /// `ready`, `skipped`, `held`, `rejected`, or `duplicate` when already received.
+    status: &'a str,
+    /// The TikTok event name.
+    event: Option<&'a str>,
+    reason: Option<&'a str>,
+    emq: Option<&'a MatchQuality>,
+}
+
+/// `OPTIONS /collect`: allowed origins get credentials-enabled CORS, others 403.
+pub fn preflight(req: &Request, env: &Env) -> Result<Response> {
+    let site = match config::load(env) {
+        Ok(site) => site,
+        Err(error) => return error.into_response(),
+    };
+    let origin = req.headers().get("Origin")?.unwrap_or_default();
+    if !site.allows_origin(&origin) {
+        return origin_refused(&origin).into_response();
+    }
+    let headers = cors_headers(&origin)?;
+    headers.set("Access-Control-Allow-Methods", "POST, OPTIONS")?;
+    headers.set("Access-Control-Allow-Headers", "Content-Type")?;
+    headers.set("Access-Control-Max-Age", "86400")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+/// `POST /collect`.
+pub async fn collect(req: Request, env: &Env) -> Result<Response> {
+    let site = match config::load(env) {
+        Ok(site) => site,
+        Err(error) => return error.into_response(),
+    };
+    let origin = req.headers().get("Origin")?;
+    let response = match handle(req, env, &site, origin.as_deref()).await {
+        Ok(response) => response,
+        Err(error) => error.into_response()?,
+    };
+    // Errors carry CORS headers too, so the page's script can read what was wrong.
+    if let Some(origin) = origin.filter(|origin| site.allows_origin(origin)) {
+        for (name, value) in cors_headers(&origin)?.entries() {
+            response.headers().set(&name, &value)?;
+        }
+    }
+    Ok(response)
+}
+
+async fn handle(
+    mut req: Request,
+    env: &Env,
+    site: &SiteConfig,
+    origin: Option<&str>,
+) -> std::result::Result<Response, ApiError> {
+    // A browser always sends Origin on a cross-origin POST; servers and curl may not.
+    if let Some(origin) = origin {
+        if !site.allows_origin(origin) {
+            return Err(origin_refused(origin));
+        }
+    }
+    check_content_type(req.headers().get("Content-Type")?.as_deref())?;
+    let declared: Option<usize> = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|n| n.parse().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    let events = parse_collect(&body, MAX_BATCH_EVENTS)?;
+
+    let headers = req.headers();
+    let (ip, user_agent, accept_language, cookie_header) = (
+        headers.get("CF-Connecting-IP")?,
+        headers.get("User-Agent")?,
+        headers.get("Accept-Language")?,
+        headers.get("Cookie")?,
+    );
+    let host = req.url()?.host_str().unwrap_or_default().to_string();
+    let cookie_domain = site.cookie_domain_for(&host);
+    let ctx = RequestContext {
+        now_ms: runtime::now_ms(),
+        ttp_random: Some(runtime::random_bytes()?),
+        id_random: runtime::random_bytes()?,
+        ip: ip.as_deref(),
+        user_agent: user_agent.as_deref(),
+        accept_language: accept_language.as_deref(),
+        cookie_header: cookie_header.as_deref(),
+        cookie_domain: cookie_domain.as_deref(),
+    };
+    let prepared = prepare_request(events, &ctx, &site.destination);
+
+    let intake = intake(site, &prepared.events)?;
+    let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
+
+    let answers: Vec<EventAnswer> = prepared
+        .events
+        .iter()
+        .map(|event| answer_for(event, &duplicates))
+        .collect();
+    let response = Response::from_json(&CollectAnswer {
+        accepted: answers.iter().filter(|a| a.status == "ready").count(),
+        events: answers,
+    })?
+    .with_status(202);
+    for cookie in &prepared.set_cookies {
+        response.headers().append("Set-Cookie", cookie)?;
+    }
+    Ok(response)
+}
+
+/// What the Dispatcher stores: the ready elements, and counts of the rest for health.
+fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<Intake, ApiError> {
+    let mut intake = Intake::default();
+    for event in events {
+        match event.status {
+            Status::Ready => {}
+            Status::Held => intake.held += 1,
+            Status::Skipped => intake.skipped += 1,
+            Status::Rejected => intake.rejected += 1,
+        }
+        let (Some(element), Some(name)) = (&event.tiktok, &event.event_name) else {
+            continue;
+        };
+        intake.events.push(IntakeEvent {
+            event_id: event.event_id.clone(),
+            event_name: name.clone(),
+            pixel_code: site.destination.pixel_id.clone(),
+            test_event_code: site.destination.test_event_code.clone(),
+            pixel_status: event.pixel,
+            score: event.emq.as_ref().map(|emq| emq.score.0),
+            element: serde_json::to_string(element)
+                .map_err(|e| worker::Error::from(e.to_string()))?,
+        });
+    }
+    Ok(intake)
+}
+
+fn answer_for<'a>(event: &'a PreparedEvent, duplicates: &[String]) -> EventAnswer<'a> {
+    let duplicate = event.status == Status::Ready && duplicates.contains(&event.event_id);
+    let status = match event.status {
+        Status::Ready if duplicate => "duplicate",
+        Status::Ready => "ready",
+        Status::Skipped => "skipped",
+        Status::Held => "held",
+        Status::Rejected => "rejected",
+    };
+    EventAnswer {
+        index: event.index,
+        event_id: &event.event_id,
+        status,
+        event: event.event_name.as_deref(),
+        reason: if duplicate {
+            Some("already received with this event_id; not queued again")
+        } else {
+            event.reason.as_deref()
+        },
+        emq: event.emq.as_ref(),
+    }
+}
+
+/// `application/json`, or `text/plain` as `navigator.sendBeacon` sends it.
+fn check_content_type(content_type: Option<&str>) -> std::result::Result<(), ApiError> {
+    let media_type = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match media_type.as_str() {
+        "application/json" | "text/plain" => Ok(()),
+        "" => Err(ApiError::new(
+            415,
+            "unsupported_content_type",
+            "Content-Type is missing; send application/json or text/plain",
+        )),
+        other => Err(ApiError::new(
+            415,
+            "unsupported_content_type",
+            format!("Content-Type {other} is not accepted; send application/json or text/plain"),
+        )),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        413,
+        "body_too_large",
+        format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
+    )
+}
+
+fn origin_refused(origin: &str) -> ApiError {
+    let shown = if origin.is_empty() { "(none)" } else { origin };
+    ApiError::new(
+        403,
+        "origin_not_allowed",
+        format!("origin {shown} is not in SITE_ORIGINS"),
+    )
+}
+
+fn cors_headers(origin: &str) -> Result<Headers> {
+    let headers = Headers::new();
+    headers.set("Access-Control-Allow-Origin", origin)?;
+    headers.set("Access-Control-Allow-Credentials", "true")?;
+    headers.set("Vary", "Origin")?;
+    Ok(headers)
+}
