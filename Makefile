@@ -5,34 +5,46 @@ SHELL := bash
 
 CARGO ?= cargo
 
-.PHONY: help dev test toolchain rust-components lint unit wasm-core bench
+.PHONY: help dev test toolchain build lint unit wasm-core e2e bench figures
 
 help:
-	@echo "make dev   - run ttedge on the shipped example events"
-	@echo "make test  - formatting, lints, unit/property/fixture tests, wasm32 build of core"
+	@echo "make dev   - wrangler dev on 127.0.0.1:8787 with a local TikTok sandbox (or TikTok, with .dev.vars)"
+	@echo "make test  - formatting, lints, unit/property/fixture/command tests, wasm32 core, end-to-end tests"
 	@echo "make bench - criterion benchmark of the core pipeline (10,000 events)"
 
-rust-components:
+# Rust components and target, worker-build, wasm-bindgen-cli, npm packages: each skipped when present.
+toolchain:
 	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@bash scripts/ensure-toolchain.sh
 
-dev: rust-components
-	@# The examples include one rejected event on purpose: exit status 1 is expected.
-	$(CARGO) run --quiet -p ttedge-cli -- preview examples/events.jsonl || [ $$? -eq 1 ]
-	$(CARGO) run --quiet -p ttedge-cli -- score examples/events.jsonl || [ $$? -eq 1 ]
+# The Worker into edge-worker/build (what wrangler.toml points at); skipped when up to date.
+build: toolchain
+	@bash scripts/build-worker.sh
 
-test: rust-components lint unit wasm-core
+dev: build
+	@bash scripts/dev.sh
+
+test: toolchain lint unit wasm-core e2e
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p ttedge-worker --target wasm32-unknown-unknown -- -D warnings
 
 unit:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --exclude ttedge-e2e
 
 wasm-core:
 	$(CARGO) build -p ttedge-core --target wasm32-unknown-unknown --release
 
+# Starts the mock TikTok and `wrangler dev` per test; needs the built Worker.
+e2e: build
+	$(CARGO) test -p ttedge-e2e
+
 bench:
 	$(CARGO) bench -p ttedge-core --bench pipeline
+
+# Worker size (gzipped) and the median /collect round trip under wrangler dev.
+figures: build
+	@bash scripts/figures.sh
