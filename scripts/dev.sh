@@ -34,7 +34,12 @@ fi
 # Print the newcomer's first request once the Worker answers.
 (
   for _ in $(seq 1 120); do
-    if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+    if health=$(curl -fsS "http://127.0.0.1:$port/healthz" 2>/dev/null); then
+      if grep -q '"configured":false' <<<"$health"; then
+        echo "==> ttedge is running but NOT configured: $health" >&2
+        echo "    Set the missing values in wrangler.toml [vars] or .dev.vars, then restart." >&2
+        exit 0
+      fi
       cat <<MSG
 
 ==> ttedge is running on http://127.0.0.1:$port ($mode). Send an event:
