@@ -65,15 +65,34 @@ impl SlidingWindow {
 
     /// Takes a send at `now_ms` if the window allows it; otherwise says when it will.
     pub fn try_acquire(&mut self, now_ms: u64) -> Result<(), u64> {
+        self.check(now_ms)?;
+        self.record(now_ms);
+        Ok(())
+    }
+
+    /// Whether a send at `now_ms` would fit, without counting it; `Err` says when one will.
+    ///
+    /// A caller whose request takes a while uses this before sending and [`record`]s the
+    /// time the answer came back: the latest moment the receiver can have counted it, so
+    /// the receiver never sees more than `limit` in any window, however long the request
+    /// was in flight.
+    ///
+    /// [`record`]: SlidingWindow::record
+    pub fn check(&mut self, now_ms: u64) -> Result<(), u64> {
         // A clock that steps back must not let a send slip in before older ones.
         let now_ms = now_ms.max(self.sends.back().copied().unwrap_or(0));
         self.expire(now_ms);
         if (self.sends.len() as u32) < self.limit {
-            self.sends.push_back(now_ms);
             Ok(())
         } else {
             Err(self.next_free_at())
         }
+    }
+
+    /// Counts a send at `at_ms` (kept in order even if the clock stepped back).
+    pub fn record(&mut self, at_ms: u64) {
+        let at_ms = at_ms.max(self.sends.back().copied().unwrap_or(0));
+        self.sends.push_back(at_ms);
     }
 
     /// When the oldest counted send leaves the window.
@@ -146,6 +165,38 @@ mod tests {
             for (i, &start) in granted.iter().enumerate() {
                 let in_window = granted[i..].iter().take_while(|&&t| t < start + MINUTE_MS).count();
                 prop_assert!(in_window as u32 <= limit, "{} sends from {}", in_window, start);
+            }
+        }
+
+        /// Checking before a request and recording when its answer came back keeps every
+        /// window within the limit as the receiver sees it: arrivals fall between the two.
+        #[test]
+        fn receiver_never_sees_more_than_limit(
+            limit in 1u32..8,
+            calls in proptest::collection::vec((0u64..3_000, 0u64..5_000), 1..120),
+        ) {
+            let mut window = SlidingWindow::per_minute(limit);
+            let mut now = 0u64;
+            let mut calls_made = Vec::new();
+            for (wait, duration) in calls {
+                now += wait;
+                if let Err(free_at) = window.check(now) {
+                    now = free_at;
+                    prop_assert_eq!(window.check(now), Ok(()));
+                }
+                let started = now;
+                now += duration;
+                window.record(now);
+                calls_made.push((started, now));
+            }
+            // A request arrives at any moment while in flight. Worst case for the window
+            // opened by request i: it arrives last (at its end), later ones arrive first.
+            for (i, &(_, end)) in calls_made.iter().enumerate() {
+                let in_window = calls_made[i..]
+                    .iter()
+                    .take_while(|&&(start, _)| start < end + MINUTE_MS)
+                    .count();
+                prop_assert!(in_window as u32 <= limit, "{} arrivals within a minute of {}", in_window, end);
             }
         }
 

@@ -123,6 +123,7 @@ async fn handle(
 
     let intake = intake(site, &prepared.events)?;
     let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
+    prepared.events.iter().for_each(log_weak_match);
 
     let answers: Vec<EventAnswer> = prepared
         .events
@@ -165,6 +166,27 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<In
         });
     }
     Ok(intake)
+}
+
+/// Under its threshold, an event's coaching goes to the log as well as the answer, so an
+/// operator sees what to fix without the page's developer console. No personal data: only
+/// the id, the name, the score and the missing factors.
+fn log_weak_match(event: &PreparedEvent) {
+    let Some(emq) = event.emq.as_ref().filter(|emq| emq.below_threshold()) else {
+        return;
+    };
+    let missing: Vec<String> = emq
+        .coaching
+        .iter()
+        .map(|c| format!("{} +{}", c.factor.name(), c.gain.as_f64()))
+        .collect();
+    worker::console_log!(
+        "match quality below threshold: event_id={} event={} score={} missing: {}",
+        event.event_id,
+        event.event_name.as_deref().unwrap_or("?"),
+        emq.score.as_f64(),
+        missing.join(", ")
+    );
 }
 
 fn answer_for<'a>(event: &'a PreparedEvent, duplicates: &[String]) -> EventAnswer<'a> {

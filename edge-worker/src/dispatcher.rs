@@ -250,6 +250,11 @@ struct At {
 }
 
 #[derive(Deserialize)]
+struct RowId {
+    id: i64,
+}
+
+#[derive(Deserialize)]
 struct Count {
     n: i64,
 }
@@ -375,11 +380,15 @@ impl Dispatcher {
             let Some(batch) = first_batch(&due) else {
                 break;
             };
-            if let Err(free_at) = window.try_acquire(now) {
+            if let Err(free_at) = window.check(now) {
                 return self.state.storage().set_alarm(at_epoch_ms(free_at)).await;
             }
-            self.record_send(now)?;
-            self.send(&site, &batch).await?;
+            // Counted from when the answer came back, the latest moment TikTok can have
+            // counted the request: a slow request never squeezes the next window.
+            let send = self.record_send(now)?;
+            let answered_at = self.send(&site, &batch).await?;
+            self.settle_send(send, answered_at)?;
+            window.record(answered_at);
         }
         self.prune(now_ms())?;
         match self.next_due()? {
@@ -393,10 +402,10 @@ impl Dispatcher {
         }
     }
 
-    /// Sends one batch and records what became of it.
-    async fn send(&self, site: &SiteConfig, batch: &[&QueuedRow]) -> Result<()> {
+    /// Sends one batch, records what became of it, and returns when the answer came back.
+    async fn send(&self, site: &SiteConfig, batch: &[&QueuedRow]) -> Result<u64> {
         let Some(first) = batch.first() else {
-            return Ok(());
+            return Ok(now_ms());
         };
         let raw: Vec<&RawValue> = batch
             .iter()
@@ -463,7 +472,7 @@ impl Dispatcher {
                 self.count(now, "retried", retried)?;
             }
         }
-        Ok(())
+        Ok(now)
     }
 
     /// Parks rows with TikTok's answer: kept, listed, replayable, never dropped.
@@ -499,12 +508,27 @@ impl Dispatcher {
         ))
     }
 
-    fn record_send(&self, now: u64) -> Result<()> {
+    /// Persists a send before it leaves, so a crash mid-call still counts it.
+    fn record_send(&self, now: u64) -> Result<i64> {
         let sql = self.sql();
-        sql.exec("INSERT INTO sends (at_ms) VALUES (?)", vec![int(now)])?;
         sql.exec(
             "DELETE FROM sends WHERE at_ms <= ?",
             vec![int(now.saturating_sub(MINUTE_MS))],
+        )?;
+        let row: RowId = sql
+            .exec(
+                "INSERT INTO sends (at_ms) VALUES (?) RETURNING rowid AS id",
+                vec![int(now)],
+            )?
+            .one()?;
+        Ok(row.id)
+    }
+
+    /// Moves a send to when its answer came back.
+    fn settle_send(&self, send: i64, answered_at: u64) -> Result<()> {
+        self.sql().exec(
+            "UPDATE sends SET at_ms = ? WHERE rowid = ?",
+            vec![int(answered_at), send.into()],
         )?;
         Ok(())
     }

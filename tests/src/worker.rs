@@ -207,6 +207,24 @@ impl WranglerDev {
     /// Builds the Worker if needed ([`ensure_worker_built`]), starts `wrangler dev` and waits
     /// until `GET /healthz` answers 2xx. The error carries the tail of wrangler's log.
     pub async fn start(opts: WranglerDevOptions) -> anyhow::Result<Self> {
+        // workerd picks its own internal loopback ports; while other tests take free ports
+        // at the same moment it can lose the race ("Address already in use") and exit before
+        // /healthz answers. That is the launcher's luck, not the Worker's behaviour.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::start_once(opts.clone()).await {
+                Err(error)
+                    if tries < 3 && format!("{error:#}").contains("Address already in use") =>
+                {
+                    eprintln!("wrangler dev lost a port race, starting it again");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(opts: WranglerDevOptions) -> anyhow::Result<Self> {
         ensure_worker_built().await?;
         let root = repo_root();
         let port = match opts.port {

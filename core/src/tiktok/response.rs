@@ -91,7 +91,7 @@ pub fn classify(http_status: u16, body: &[u8]) -> Verdict {
         429 => return Verdict::Retry(failure(hint(Some(CODE_RATE_LIMITED)))),
         500..=599 => {
             return Verdict::Retry(failure(
-                "TikTok or its gateway failed (HTTP 5xx); ttedge retries with backoff.",
+                "TikTok or its gateway failed (HTTP 5xx), usually briefly: retried with backoff, and parked for replay if it persists.",
             ))
         }
         400..=499 => {
@@ -103,7 +103,7 @@ pub fn classify(http_status: u16, body: &[u8]) -> Verdict {
         200..=299 => {}
         _ => {
             return Verdict::Retry(failure(
-                "TikTok answered with an unexpected HTTP status; ttedge retries.",
+                "TikTok answered with an unexpected HTTP status: retried, and parked for replay if it persists.",
             ))
         }
     }
@@ -116,7 +116,7 @@ pub fn classify(http_status: u16, body: &[u8]) -> Verdict {
         Some(_) => Verdict::Reject(failure(hint(code))),
         // A success status with no code is not TikTok's API speaking (a proxy page, say).
         None => Verdict::Retry(failure(
-            "TikTok's answer had no `code`; check TIKTOK_API_BASE. ttedge retries.",
+            "TikTok's answer had no `code`: check TIKTOK_API_BASE. Retried, and parked for replay if it persists.",
         )),
     }
 }
@@ -127,7 +127,8 @@ pub fn classify_transport_error(description: &str) -> Verdict {
         http_status: 0,
         code: None,
         message: description.chars().take(MAX_MESSAGE_CHARS).collect(),
-        hint: "TikTok could not be reached (network error or time-out); ttedge retries.".into(),
+        hint: "TikTok could not be reached (network error or time-out): retried, and parked for replay if it persists."
+            .into(),
     })
 }
 
@@ -144,12 +145,14 @@ pub fn hint(code: Option<i64>) -> &'static str {
             "Bad parameter: check the pixel ID and the event's fields."
         }
         Some(CODE_RATE_LIMITED) => {
-            "Rate limit: too many requests for this access token; ttedge retries. Lower RATE_LIMIT_PER_MINUTE if it persists."
+            "Rate limit: too many requests for this access token. Retried; lower RATE_LIMIT_PER_MINUTE if it persists."
         }
         Some(CODE_INVALID_TOKEN) => {
             "Invalid access token: regenerate it in TikTok Events Manager."
         }
-        Some(CODE_INTERNAL | CODE_SERVICE) => "TikTok-side error; ttedge retries.",
+        Some(CODE_INTERNAL | CODE_SERVICE) => {
+            "TikTok-side error: retried, and parked for replay if it persists."
+        }
         _ => "TikTok refused the request; see its message.",
     }
 }
