@@ -5,7 +5,6 @@
 //! server-set first-party cookie and lives its full 13 months. It is **not** `HttpOnly`: the
 //! pixel on the page must still read it.
 
-use alloc::format;
 use alloc::string::{String, ToString};
 use base64::Engine;
 
@@ -57,11 +56,34 @@ pub fn set_ttclid(value: &str, domain: Option<&str>) -> String {
 }
 
 fn render(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String {
-    let domain = match domain {
-        Some(domain) => format!("; Domain={domain}"),
-        None => String::new(),
-    };
-    format!("{name}={value}{domain}; Path=/; Max-Age={max_age}; Secure; SameSite=Lax")
+    // Built by hand rather than with `format!`: this runs on every collect request.
+    let mut cookie = String::with_capacity(128);
+    cookie.push_str(name);
+    cookie.push('=');
+    cookie.push_str(value);
+    if let Some(domain) = domain {
+        cookie.push_str("; Domain=");
+        cookie.push_str(domain);
+    }
+    cookie.push_str("; Path=/; Max-Age=");
+    cookie.push_str(itoa(max_age).as_str());
+    cookie.push_str("; Secure; SameSite=Lax");
+    cookie
+}
+
+/// Decimal digits of `n` without the formatting machinery.
+fn itoa(mut n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[start..].iter().map(|&d| char::from(d)).collect()
 }
 
 /// The Public Suffix List, parsed once by whoever needs registrable domains.
@@ -109,18 +131,24 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// The `ttclid` query parameter of a page URL. Only that pair is percent-decoded.
+/// The `ttclid` query parameter of a page URL. Click ids rarely need decoding, so only a
+/// value holding `%` or `+` goes through the form decoder.
 pub fn ttclid_from_url(url: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or_default();
-    let (_, value) = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == TTCLID)?;
-    form_urlencoded::parse(format!("v={value}").as_bytes())
-        .next()
-        .map(|(_, value)| value.trim().to_string())
-        .filter(|value| !value.is_empty())
+    let pair = query.split('&').find(|pair| {
+        pair.strip_prefix(TTCLID)
+            .is_some_and(|rest| rest.starts_with('='))
+    })?;
+    let raw = &pair[TTCLID.len() + 1..];
+    let value = if raw.contains(['%', '+']) {
+        form_urlencoded::parse(pair.as_bytes())
+            .next()
+            .map(|(_, value)| value.trim().to_string())?
+    } else {
+        raw.trim().to_string()
+    };
+    (!value.is_empty()).then_some(value)
 }
 
 #[cfg(test)]
@@ -206,5 +234,13 @@ mod tests {
         );
         assert_eq!(ttclid_from_url("https://shop.com/thanks#ttclid=x"), None);
         assert_eq!(ttclid_from_url("https://shop.com/?ttclid="), None);
+        assert_eq!(
+            ttclid_from_url("https://shop.com/?xttclid=1&ttclidx=2"),
+            None
+        );
+        assert_eq!(
+            ttclid_from_url("https://shop.com/?a=b&ttclid=E.C.P.x&c").as_deref(),
+            Some("E.C.P.x")
+        );
     }
 }
