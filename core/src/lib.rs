@@ -15,6 +15,8 @@
 //! 7. [`retry`] and [`ratelimit`] drive delivery; [`cookie`] keeps `_ttp` and `ttclid`.
 //!
 //! [`pipeline`] strings steps 1–6 together for one collect request.
+//! [`seal`] keeps access tokens encrypted at rest (AES-256-GCM under `MASTER_KEY`, per host).
+//! [`latency`] keeps TikTok call times as mergeable histograms for delivery health.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,9 +27,11 @@ pub mod consent;
 pub mod cookie;
 pub mod event;
 pub mod hashing;
+pub mod latency;
 pub mod mapping;
 pub mod pipeline;
 pub mod quality;
 pub mod ratelimit;
 pub mod retry;
+pub mod seal;
 pub mod tiktok;
