@@ -229,6 +229,28 @@ pub enum PixelStatus {
     Absent,
 }
 
+impl PixelStatus {
+    /// The name the collect API uses, for storage and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PixelStatus::Loaded => "loaded",
+            PixelStatus::Blocked => "blocked",
+            PixelStatus::Absent => "absent",
+        }
+    }
+
+    /// The status named `text`, as [`as_str`](PixelStatus::as_str) writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            PixelStatus::Loaded,
+            PixelStatus::Blocked,
+            PixelStatus::Absent,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
 /// Browser context the page reports about itself.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Context<'a> {
@@ -660,6 +682,18 @@ mod tests {
             Some(PixelStatus::Blocked)
         );
         assert_eq!(event.source, Some(Source::Offline));
+    }
+
+    #[test]
+    fn pixel_status_names_round_trip() {
+        for status in [
+            PixelStatus::Loaded,
+            PixelStatus::Blocked,
+            PixelStatus::Absent,
+        ] {
+            assert_eq!(PixelStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(PixelStatus::parse("unknown"), None);
     }
 
     #[test]

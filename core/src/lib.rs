@@ -16,7 +16,8 @@
 //!
 //! [`pipeline`] strings steps 1–6 together for one collect request.
 //! [`seal`] keeps access tokens encrypted at rest (AES-256-GCM under `MASTER_KEY`, per host).
-//! [`latency`] keeps TikTok call times as mergeable histograms for delivery health.
+//! [`latency`] keeps TikTok call times as mergeable histograms for delivery health;
+//! [`health`] builds a Dispatcher's delivery-health report from its hourly buckets.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod consent;
 pub mod cookie;
 pub mod event;
 pub mod hashing;
+pub mod health;
 pub mod latency;
 pub mod mapping;
 pub mod pipeline;

@@ -23,6 +23,15 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
             };
             Response::from_json(&dispatcher::state(env, &site).await?)
         }
+        // The default destination's health; per destination later under
+        // `/admin/api/destinations/{host}/health`, with the same answer.
+        ("/admin/api/health", Method::Get) => {
+            let site = match config::load(env) {
+                Ok(site) => site,
+                Err(error) => return error.into_response(),
+            };
+            Response::from_json(&dispatcher::health(env, &site).await?)
+        }
         (path, _) => {
             ApiError::new(404, "not_found", format!("no admin route for {path}")).into_response()
         }

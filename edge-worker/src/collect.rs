@@ -145,6 +145,9 @@ async fn handle(
 fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<Intake, ApiError> {
     let mut intake = Intake::default();
     for event in events {
+        if let Some(emq) = &event.emq {
+            intake.quality.add(emq);
+        }
         match event.status {
             Status::Ready => {}
             Status::Held => intake.held += 1,

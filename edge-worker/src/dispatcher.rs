@@ -8,10 +8,19 @@
 //! Alarms are at-least-once, so every step is idempotent: a row leaves the queue only by
 //! being marked delivered or parked, in the same synchronous SQL block that reads the
 //! answer, and an alarm that runs again finds nothing left to send.
+//!
+//! Delivery health lives here too, per Dispatcher (that is, per destination's token):
+//! hourly `counters`, and per hour in `health` a latency histogram of the TikTok calls and a
+//! match-quality summary of the events received, both core types stored as JSON and merged
+//! on write. `GET /health` turns the last 7 days of buckets into core's
+//! [`HealthReport`](ttedge_core::health::HealthReport) plus the current state.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ttedge_core::event::PixelStatus;
+use ttedge_core::health::{self, HourBucket};
+use ttedge_core::latency::LatencyHistogram;
+use ttedge_core::quality::QualitySummary;
 use ttedge_core::ratelimit::{SlidingWindow, DEFAULT_LIMIT_PER_MINUTE, MINUTE_MS};
 use ttedge_core::retry::{after_failure, NextStep};
 use ttedge_core::tiktok::{plan_requests, request_body, Failure, RequestKey, Verdict};
@@ -37,10 +46,13 @@ const MAX_REQUESTS_PER_ALARM: usize = 25;
 const STALE_ALARM_MS: u64 = 30_000;
 /// Delivered rows are kept this long to refuse resent duplicates.
 const DEDUPE_WINDOW_MS: u64 = 48 * 60 * 60 * 1_000;
-/// Counters and call records are kept for a week.
+/// Call records are kept for a week (hourly buckets: see `health::oldest_kept_hour`).
 const HISTORY_MS: u64 = 7 * 24 * 60 * 60 * 1_000;
-/// Hourly buckets for counters.
-const HOUR_MS: u64 = 60 * 60 * 1_000;
+/// Failed calls listed by `GET /health`.
+const LAST_ERRORS: i64 = 20;
+/// Names a destination marks as conversions besides core's `CONVERSIONS`; none for the
+/// single-site default destination yet.
+const EXTRA_CONVERSIONS: &[String] = &[];
 /// When configuration is broken, look again after this long.
 const CONFIG_RETRY_MS: u64 = 60_000;
 
@@ -72,7 +84,8 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS queue_due ON queue (state, next_attempt_ms)",
     // Send times of the current rate window.
     "CREATE TABLE IF NOT EXISTS sends (at_ms INTEGER NOT NULL)",
-    // Hourly counters: received, sent, delivered, retried, parked, held, skipped, rejected, requests.
+    // Hourly counters: received, sent, delivered, retried, parked, held, skipped, rejected,
+    // requests, calls, failed_calls, conversions, conversions_unseen (core `health::Counts`).
     "CREATE TABLE IF NOT EXISTS counters (
         hour   INTEGER NOT NULL,
         metric TEXT    NOT NULL,
@@ -90,6 +103,13 @@ const SCHEMA: &[&str] = &[
         message     TEXT,
         hint        TEXT
     )",
+    // Per hour: core `LatencyHistogram` of the calls and `QualitySummary` of the events
+    // received, as JSON, merged on write.
+    "CREATE TABLE IF NOT EXISTS health (
+        hour    INTEGER PRIMARY KEY,
+        latency TEXT,
+        quality TEXT
+    )",
 ];
 
 /// What the Worker hands over for one collect request.
@@ -103,6 +123,9 @@ pub struct Intake {
     pub skipped: u32,
     /// Rejected before queueing.
     pub rejected: u32,
+    /// Match quality of the request's scored events (ready and held), merged into the hour.
+    #[serde(default)]
+    pub quality: QualitySummary,
 }
 
 /// One ready event.
@@ -152,6 +175,16 @@ pub async fn enqueue(
             Err(queue_unavailable())
         }
     }
+}
+
+/// The Dispatcher's delivery health: core's report for the last hour, 24 hours and 7 days,
+/// and the current state (last errors, queue, rate window). Per Dispatcher, so per
+/// destination's access token.
+pub async fn health(env: &Env, site: &SiteConfig) -> Result<serde_json::Value> {
+    call(env, site, Method::Get, "/health", None::<&()>)
+        .await?
+        .json()
+        .await
 }
 
 /// The Dispatcher's queue state (and a wake-up for a forgotten alarm).
@@ -223,6 +256,7 @@ impl DurableObject for Dispatcher {
                 self.ensure_alarm(self.next_due()?.unwrap_or(now)).await?;
                 Response::from_json(&self.queue_state().await?)
             }
+            (Method::Get, "/health") => Response::from_json(&self.health()?),
             _ => ApiError::new(404, "not_found", "no such dispatcher route").into_response(),
         }
     }
@@ -237,6 +271,8 @@ impl DurableObject for Dispatcher {
 #[derive(Deserialize)]
 struct QueuedRow {
     seq: i64,
+    event_name: String,
+    pixel_status: Option<String>,
     pixel_code: String,
     test_event_code: Option<String>,
     element: String,
@@ -283,6 +319,74 @@ struct CallRow {
     hint: Option<String>,
 }
 
+/// One `counters` row of the health window.
+#[derive(Deserialize)]
+struct MetricRow {
+    hour: f64,
+    metric: String,
+    value: f64,
+}
+
+/// One `health` row.
+#[derive(Deserialize)]
+struct HealthRow {
+    hour: f64,
+    latency: Option<String>,
+    quality: Option<String>,
+}
+
+/// A failed call, as stored in `calls`.
+#[derive(Deserialize)]
+struct ErrorRow {
+    at_ms: f64,
+    verdict: String,
+    events: f64,
+    http_status: f64,
+    tiktok_code: Option<f64>,
+    message: Option<String>,
+    hint: Option<String>,
+}
+
+/// A failed call, as `GET /health` lists it.
+#[derive(Serialize)]
+struct LastError {
+    at_ms: u64,
+    /// `retry` (tried again) or `reject` (parked).
+    verdict: String,
+    events: u64,
+    /// 0 when no answer came (network error, time-out).
+    http_status: u64,
+    tiktok_code: Option<i64>,
+    message: Option<String>,
+    hint: Option<String>,
+}
+
+/// What is going on now.
+#[derive(Serialize)]
+struct Current {
+    last_errors: Vec<LastError>,
+    queue_depth: i64,
+    parked: i64,
+    oldest_queued_age_ms: Option<u64>,
+    rate_window: RateWindow,
+}
+
+#[derive(Serialize)]
+struct RateWindow {
+    used: u32,
+    limit: u32,
+}
+
+/// The answer of `GET /health`.
+#[derive(Serialize)]
+struct Health {
+    now_ms: u64,
+    windows: health::Windows,
+    current: Current,
+    emq: health::EmqReport,
+    recovery: health::Recovery,
+}
+
 #[derive(Serialize, Deserialize)]
 struct CounterRow {
     metric: String,
@@ -311,7 +415,7 @@ impl Dispatcher {
                         event.event_name.clone().into(),
                         event.pixel_code.clone().into(),
                         optional_text(event.test_event_code.clone()),
-                        optional_text(event.pixel_status.map(pixel_status_text)),
+                        optional_text(event.pixel_status.map(|status| status.as_str().to_string())),
                         event
                             .score
                             .map_or(SqlStorageValue::Null, |s| i64::from(s).into()),
@@ -331,6 +435,9 @@ impl Dispatcher {
         self.count(now, "held", u64::from(intake.held))?;
         self.count(now, "skipped", u64::from(intake.skipped))?;
         self.count(now, "rejected", u64::from(intake.rejected))?;
+        if intake.quality.events > 0 {
+            self.merge_health(now, None, Some(&intake.quality))?;
+        }
         if answer.queued > 0 {
             self.ensure_alarm(now + BATCH_WINDOW_MS).await?;
         }
@@ -371,7 +478,8 @@ impl Dispatcher {
             let due: Vec<QueuedRow> = self
                 .sql()
                 .exec(
-                    "SELECT seq, pixel_code, test_event_code, element, attempts, batch_limit
+                    "SELECT seq, event_name, pixel_status, pixel_code, test_event_code, element,
+                        attempts, batch_limit
                      FROM queue WHERE state = 'queued' AND next_attempt_ms <= ?
                      ORDER BY seq LIMIT 1000",
                     vec![int(now)],
@@ -442,6 +550,16 @@ impl Dispatcher {
                     )?;
                 }
                 self.count(now, "delivered", n)?;
+                let conversions = batch
+                    .iter()
+                    .filter(|row| health::is_conversion(&row.event_name, EXTRA_CONVERSIONS));
+                let (mut delivered, mut unseen) = (0, 0);
+                for row in conversions {
+                    delivered += 1;
+                    unseen += u64::from(pixel_unseen(row.pixel_status.as_deref()));
+                }
+                self.count(now, "conversions", delivered)?;
+                self.count(now, "conversions_unseen", unseen)?;
             }
             Verdict::Reject(_) if outcome.verdict.should_split(batch.len()) => {
                 // One bad event fails a whole batch: halve until it stands alone.
@@ -563,7 +681,124 @@ impl Dispatcher {
                 optional_text(failure.map(|f| f.hint.clone())),
             ],
         )?;
+        self.count(now, "calls", 1)?;
+        let failed = matches!(verdict, Verdict::Retry(_) | Verdict::Reject(_));
+        self.count(now, "failed_calls", u64::from(failed))?;
+        self.merge_health(now, Some(latency_ms), None)
+    }
+
+    /// Merges a call's latency and/or a match-quality summary into this hour's bucket.
+    /// Synchronous SQL: the read and the write cannot interleave with another request.
+    fn merge_health(
+        &self,
+        now: u64,
+        latency_ms: Option<u64>,
+        quality: Option<&QualitySummary>,
+    ) -> Result<()> {
+        let hour = health::hour_of(now);
+        let sql = self.sql();
+        let rows: Vec<HealthRow> = sql
+            .exec(
+                "SELECT hour, latency, quality FROM health WHERE hour = ?",
+                vec![int(hour)],
+            )?
+            .to_array()?;
+        let mut bucket = rows
+            .first()
+            .map_or_else(|| HourBucket::new(hour), bucket_of);
+        if let Some(ms) = latency_ms {
+            bucket.latency.record(ms);
+        }
+        if let Some(quality) = quality {
+            bucket.quality.merge(quality);
+        }
+        sql.exec(
+            "INSERT INTO health (hour, latency, quality) VALUES (?, ?, ?)
+             ON CONFLICT (hour) DO UPDATE SET latency = excluded.latency,
+                quality = excluded.quality",
+            vec![
+                int(hour),
+                serde_json::to_string(&bucket.latency)?.into(),
+                serde_json::to_string(&bucket.quality)?.into(),
+            ],
+        )?;
         Ok(())
+    }
+
+    /// Delivery health from the kept hourly buckets, and the current state.
+    fn health(&self) -> Result<Health> {
+        let now = now_ms();
+        let sql = self.sql();
+        let since = int(health::oldest_kept_hour(now));
+        let metrics: Vec<MetricRow> = sql
+            .exec(
+                "SELECT hour, metric, value FROM counters WHERE hour >= ?",
+                vec![since.clone()],
+            )?
+            .to_array()?;
+        let stored: Vec<HealthRow> = sql
+            .exec(
+                "SELECT hour, latency, quality FROM health WHERE hour >= ?",
+                vec![since],
+            )?
+            .to_array()?;
+        // Buckets of the same hour add up in the report: no need to join them here.
+        let mut buckets: Vec<HourBucket> = stored.iter().map(bucket_of).collect();
+        for row in metrics {
+            let mut bucket = HourBucket::new(row.hour as u64);
+            if bucket.counts.add_metric(&row.metric, row.value as u64) {
+                buckets.push(bucket);
+            }
+        }
+        let report = health::report(&buckets, now);
+
+        let errors: Vec<ErrorRow> = sql
+            .exec(
+                "SELECT at_ms, verdict, events, http_status, tiktok_code, message, hint
+                 FROM calls WHERE verdict IN ('retry', 'reject')
+                 ORDER BY rowid DESC LIMIT ?",
+                vec![LAST_ERRORS.into()],
+            )?
+            .to_array()?;
+        let oldest: Vec<At> = sql
+            .exec(
+                "SELECT MIN(received_ms) AS at_ms FROM queue WHERE state = 'queued'",
+                None,
+            )?
+            .to_array()?;
+        let limit = SiteConfig::from_env(&self.env)
+            .map_or(DEFAULT_LIMIT_PER_MINUTE, |site| site.rate_limit_per_minute);
+        let mut window = self.rate_window(limit)?;
+        Ok(Health {
+            now_ms: now,
+            windows: report.windows,
+            current: Current {
+                last_errors: errors
+                    .into_iter()
+                    .map(|e| LastError {
+                        at_ms: e.at_ms as u64,
+                        verdict: e.verdict,
+                        events: e.events as u64,
+                        http_status: e.http_status as u64,
+                        tiktok_code: e.tiktok_code.map(|code| code as i64),
+                        message: e.message,
+                        hint: e.hint,
+                    })
+                    .collect(),
+                queue_depth: self.count_where("queued")?,
+                parked: self.count_where("parked")?,
+                oldest_queued_age_ms: oldest
+                    .first()
+                    .and_then(|o| o.at_ms)
+                    .map(|at| now.saturating_sub(at as u64)),
+                rate_window: RateWindow {
+                    used: window.used(now),
+                    limit: window.limit(),
+                },
+            },
+            emq: report.emq,
+            recovery: report.recovery,
+        })
     }
 
     /// Adds `n` to this hour's `metric`.
@@ -574,7 +809,7 @@ impl Dispatcher {
         self.sql().exec(
             "INSERT INTO counters (hour, metric, value) VALUES (?, ?, ?)
              ON CONFLICT (hour, metric) DO UPDATE SET value = value + excluded.value",
-            vec![int(now / HOUR_MS * HOUR_MS), metric.into(), int(n)],
+            vec![int(health::hour_of(now)), metric.into(), int(n)],
         )?;
         Ok(())
     }
@@ -601,10 +836,13 @@ impl Dispatcher {
             "DELETE FROM calls WHERE at_ms < ?",
             vec![int(now.saturating_sub(HISTORY_MS))],
         )?;
+        // A bucket goes once it ends before the last 7 days.
+        let oldest_hour = int(health::oldest_kept_hour(now));
         sql.exec(
             "DELETE FROM counters WHERE hour < ?",
-            vec![int(now.saturating_sub(HISTORY_MS))],
+            vec![oldest_hour.clone()],
         )?;
+        sql.exec("DELETE FROM health WHERE hour < ?", vec![oldest_hour])?;
         Ok(())
     }
 
@@ -680,13 +918,25 @@ fn first_batch(due: &[QueuedRow]) -> Option<Vec<&QueuedRow>> {
     Some(indexes.into_iter().take(limit).map(|i| &due[i]).collect())
 }
 
-fn pixel_status_text(status: PixelStatus) -> String {
-    match status {
-        PixelStatus::Loaded => "loaded",
-        PixelStatus::Blocked => "blocked",
-        PixelStatus::Absent => "absent",
-    }
-    .to_string()
+/// A stored `health` row as a bucket; a row that does not parse counts as empty (and is
+/// logged) rather than failing the whole report.
+fn bucket_of(row: &HealthRow) -> HourBucket {
+    let mut bucket = HourBucket::new(row.hour as u64);
+    bucket.latency = parsed(&row.latency, "latency").unwrap_or_else(LatencyHistogram::new);
+    bucket.quality = parsed(&row.quality, "quality").unwrap_or_default();
+    bucket
+}
+
+fn parsed<T: serde::de::DeserializeOwned>(text: &Option<String>, what: &str) -> Option<T> {
+    let text = text.as_deref()?;
+    serde_json::from_str(text)
+        .map_err(|error| worker::console_error!("health {what} unreadable: {error}"))
+        .ok()
+}
+
+/// Whether a stored pixel status means the browser pixel could not have seen the event.
+fn pixel_unseen(stored: Option<&str>) -> bool {
+    health::unseen_by_pixel(stored.and_then(PixelStatus::parse))
 }
 
 fn optional_text(value: Option<String>) -> SqlStorageValue {

@@ -1,0 +1,548 @@
+//! Delivery health: hourly buckets of a Dispatcher's counters, call latencies and match
+//! quality, and the report built from them for the last hour, 24 hours and 7 days.
+//!
+//! The Dispatcher keeps one [`HourBucket`] per hour (by the hour's start in epoch
+//! milliseconds) for 7 days; [`report`] turns a set of buckets into totals, rates,
+//! percentiles, the match-quality summary and the recovery figures. Time is passed in.
+//!
+//! **Windows are whole hour buckets.** A window of `N` hours holds every bucket that
+//! overlaps the last `N` hours: the current, partial hour and the `N` hours before it
+//! (see [`in_window`]). `last_hour` therefore never reads zero just after the hour turns;
+//! each window covers between `N` and `N + 1` hours. Match quality and recovery are reported
+//! over the 7-day window.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::PixelStatus;
+use crate::latency::LatencyHistogram;
+use crate::quality::{MissingFactor, QualitySummary};
+
+/// One hour in milliseconds.
+pub const HOUR_MS: u64 = 60 * 60 * 1_000;
+
+/// How long buckets are kept: a bucket is dropped once it ends before the last 7 days.
+pub const HISTORY_HOURS: u64 = 7 * 24;
+
+/// TikTok event names that always count as conversions.
+pub const CONVERSIONS: [&str; 3] = ["CompletePayment", "PlaceAnOrder", "Purchase"];
+
+/// Whether the TikTok event `name` is a conversion: one of [`CONVERSIONS`] or one of the
+/// destination's `extra` names. Names are compared exactly, as TikTok does.
+pub fn is_conversion(name: &str, extra: &[String]) -> bool {
+    CONVERSIONS.contains(&name) || extra.iter().any(|e| e == name)
+}
+
+/// Whether the page reported that its TikTok pixel could not have seen the event
+/// (`context.pixel` `blocked` or `absent`).
+pub fn unseen_by_pixel(pixel: Option<PixelStatus>) -> bool {
+    matches!(pixel, Some(PixelStatus::Blocked | PixelStatus::Absent))
+}
+
+/// The start of the hour that `ms` falls in.
+pub const fn hour_of(ms: u64) -> u64 {
+    ms / HOUR_MS * HOUR_MS
+}
+
+/// Whether the bucket starting at `hour_ms` belongs to the window of the last `hours` hours
+/// at `now_ms`: it overlaps `(now − hours, now]`. Buckets from the future (a clock that went
+/// back) count as current.
+pub fn in_window(hour_ms: u64, now_ms: u64, hours: u64) -> bool {
+    hour_ms.saturating_add(HOUR_MS) > now_ms.saturating_sub(hours.saturating_mul(HOUR_MS))
+}
+
+/// The oldest hour start still kept at `now_ms` (older buckets can be deleted).
+pub fn oldest_kept_hour(now_ms: u64) -> u64 {
+    hour_of(now_ms).saturating_sub(HISTORY_HOURS * HOUR_MS)
+}
+
+/// An hour's event and call counts. The Dispatcher stores them as `(hour, metric, value)`
+/// rows; [`Counts::add_metric`] maps the metric names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events stored for delivery (duplicates not counted).
+    pub received: u64,
+    /// Events TikTok accepted.
+    pub delivered: u64,
+    /// Event retries scheduled after a retryable failure.
+    pub retried: u64,
+    /// Events parked (not delivered after every retry, or refused).
+    pub parked: u64,
+    /// Events held back by consent.
+    pub held: u64,
+    /// Events skipped (internal events, custom events off).
+    pub skipped: u64,
+    /// Events rejected before queueing.
+    pub rejected: u64,
+    /// Requests sent to TikTok.
+    pub requests: u64,
+    /// Calls to TikTok that came back (with an answer, an error or a time-out).
+    pub calls: u64,
+    /// Calls that failed: retried or refused (a partial success is not a failure).
+    pub failed_calls: u64,
+    /// Conversions delivered.
+    pub conversions: u64,
+    /// Conversions delivered whose page reported the pixel blocked or absent.
+    pub conversions_unseen: u64,
+}
+
+impl Counts {
+    /// Adds `value` to the metric called `name`; `false` for a name it does not know.
+    pub fn add_metric(&mut self, name: &str, value: u64) -> bool {
+        let slot = match name {
+            "received" => &mut self.received,
+            "delivered" => &mut self.delivered,
+            "retried" => &mut self.retried,
+            "parked" => &mut self.parked,
+            "held" => &mut self.held,
+            "skipped" => &mut self.skipped,
+            "rejected" => &mut self.rejected,
+            "requests" => &mut self.requests,
+            "calls" => &mut self.calls,
+            "failed_calls" => &mut self.failed_calls,
+            "conversions" => &mut self.conversions,
+            "conversions_unseen" => &mut self.conversions_unseen,
+            _ => return false,
+        };
+        *slot = slot.saturating_add(value);
+        true
+    }
+
+    /// Adds another hour's counts.
+    pub fn merge(&mut self, other: &Counts) {
+        let pairs = [
+            (&mut self.received, other.received),
+            (&mut self.delivered, other.delivered),
+            (&mut self.retried, other.retried),
+            (&mut self.parked, other.parked),
+            (&mut self.held, other.held),
+            (&mut self.skipped, other.skipped),
+            (&mut self.rejected, other.rejected),
+            (&mut self.requests, other.requests),
+            (&mut self.calls, other.calls),
+            (&mut self.failed_calls, other.failed_calls),
+            (&mut self.conversions, other.conversions),
+            (&mut self.conversions_unseen, other.conversions_unseen),
+        ];
+        for (mine, theirs) in pairs {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+}
+
+/// Everything kept about one hour.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HourBucket {
+    /// Start of the hour, epoch milliseconds.
+    pub hour_ms: u64,
+    /// Event and call counts.
+    pub counts: Counts,
+    /// Latency of the hour's TikTok calls.
+    pub latency: LatencyHistogram,
+    /// Match quality of the hour's scored events (ready and held).
+    pub quality: QualitySummary,
+}
+
+impl HourBucket {
+    /// An empty bucket for the hour starting at `hour_ms`.
+    pub fn new(hour_ms: u64) -> Self {
+        HourBucket {
+            hour_ms,
+            ..HourBucket::default()
+        }
+    }
+
+    /// Adds another bucket's contents (the hour is kept).
+    pub fn merge(&mut self, other: &HourBucket) {
+        self.counts.merge(&other.counts);
+        self.latency.merge(&other.latency);
+        self.quality.merge(&other.quality);
+    }
+}
+
+/// Totals of one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowTotals {
+    /// Events stored for delivery.
+    pub received: u64,
+    /// Events TikTok accepted.
+    pub delivered: u64,
+    /// Event retries.
+    pub retried: u64,
+    /// Events parked.
+    pub parked: u64,
+    /// Events held back by consent.
+    pub held: u64,
+    /// Events skipped.
+    pub skipped: u64,
+    /// Events rejected before queueing.
+    pub rejected: u64,
+    /// Requests sent to TikTok.
+    pub requests: u64,
+    /// Calls that came back.
+    pub calls: u64,
+    /// Calls that failed.
+    pub failed_calls: u64,
+    /// delivered / (delivered + parked); `None` when both are 0.
+    pub success_rate: Option<f64>,
+    /// failed calls / calls; `None` without calls.
+    pub error_rate: Option<f64>,
+    /// Median call latency, ms; `None` without calls.
+    pub p50: Option<u64>,
+    /// 95th percentile call latency, ms.
+    pub p95: Option<u64>,
+    /// 99th percentile call latency, ms.
+    pub p99: Option<u64>,
+    /// Slowest call, ms.
+    pub max: Option<u64>,
+}
+
+impl WindowTotals {
+    /// Totals of merged counts and latencies.
+    pub fn from_parts(counts: &Counts, latency: &LatencyHistogram) -> Self {
+        WindowTotals {
+            received: counts.received,
+            delivered: counts.delivered,
+            retried: counts.retried,
+            parked: counts.parked,
+            held: counts.held,
+            skipped: counts.skipped,
+            rejected: counts.rejected,
+            requests: counts.requests,
+            calls: counts.calls,
+            failed_calls: counts.failed_calls,
+            success_rate: ratio(counts.delivered, counts.delivered + counts.parked),
+            error_rate: ratio(counts.failed_calls, counts.calls),
+            p50: latency.percentile(50.0),
+            p95: latency.percentile(95.0),
+            p99: latency.percentile(99.0),
+            max: latency.max(),
+        }
+    }
+}
+
+/// The three windows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Windows {
+    /// The current hour and the one before it.
+    pub last_hour: WindowTotals,
+    /// The current hour and the 24 before it.
+    pub last_24h: WindowTotals,
+    /// The current hour and the 168 before it (everything kept).
+    pub last_7d: WindowTotals,
+}
+
+/// Match quality over the 7-day window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmqReport {
+    /// Events scored (ready and held).
+    pub events: u64,
+    /// Mean score, 0 to 100; `None` before any event.
+    pub mean: Option<f64>,
+    /// Events per 10-point bin: 0–9.99, …, 90–100.
+    pub histogram: [u64; 10],
+    /// Share of events under their source's threshold.
+    pub below_threshold_share: Option<f64>,
+    /// Factors that were not full, most often missing first.
+    pub most_missing: Vec<MissingFactor>,
+}
+
+impl EmqReport {
+    /// The report of a merged summary.
+    pub fn from_summary(summary: &QualitySummary) -> Self {
+        EmqReport {
+            events: summary.events,
+            mean: summary.mean(),
+            histogram: summary.histogram,
+            below_threshold_share: summary.below_threshold_share(),
+            most_missing: summary.most_missing(),
+        }
+    }
+}
+
+/// Conversions the server delivered, and those the browser pixel could not have seen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recovery {
+    /// Conversions delivered in the 7-day window.
+    pub conversions_delivered: u64,
+    /// Among those, conversions whose page reported the pixel `blocked` or `absent`.
+    pub unseen_by_pixel: u64,
+    /// unseen / delivered; `None` without conversions.
+    pub unseen_share: Option<f64>,
+}
+
+/// The health of one Dispatcher (one destination's access token).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// Totals per window.
+    pub windows: Windows,
+    /// Match quality over the last 7 days.
+    pub emq: EmqReport,
+    /// Recovery over the last 7 days.
+    pub recovery: Recovery,
+}
+
+/// Builds the report at `now_ms` from the kept buckets (in any order; several buckets of the
+/// same hour simply add up).
+pub fn report(buckets: &[HourBucket], now_ms: u64) -> HealthReport {
+    let merged = |hours: u64| {
+        let mut total = HourBucket::new(hour_of(now_ms));
+        for bucket in buckets
+            .iter()
+            .filter(|b| in_window(b.hour_ms, now_ms, hours))
+        {
+            total.merge(bucket);
+        }
+        total
+    };
+    let (hour, day, week) = (merged(1), merged(24), merged(HISTORY_HOURS));
+    let totals = |b: &HourBucket| WindowTotals::from_parts(&b.counts, &b.latency);
+    HealthReport {
+        windows: Windows {
+            last_hour: totals(&hour),
+            last_24h: totals(&day),
+            last_7d: totals(&week),
+        },
+        emq: EmqReport::from_summary(&week.quality),
+        recovery: Recovery {
+            conversions_delivered: week.counts.conversions,
+            unseen_by_pixel: week.counts.conversions_unseen,
+            unseen_share: ratio(week.counts.conversions_unseen, week.counts.conversions),
+        },
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+    use crate::quality::{score, Factor, MatchSignals};
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    const NOW: u64 = 1_764_064_800_000 + 25 * 60 * 1_000; // 25 minutes into an hour
+    const H: u64 = hour_of(NOW);
+
+    fn bucket(hour_ms: u64, metrics: &[(&str, u64)], latencies: &[u64]) -> HourBucket {
+        let mut b = HourBucket::new(hour_ms);
+        for (name, value) in metrics {
+            assert!(b.counts.add_metric(name, *value), "{name}");
+        }
+        for &ms in latencies {
+            b.latency.record(ms);
+        }
+        b
+    }
+
+    #[test]
+    fn conversions_are_the_three_names_and_the_extras() {
+        for name in CONVERSIONS {
+            assert!(is_conversion(name, &[]));
+        }
+        assert!(!is_conversion("ViewContent", &[]));
+        assert!(!is_conversion("completepayment", &[]));
+        let extra = vec!["Subscribe".to_string()];
+        assert!(is_conversion("Subscribe", &extra));
+        assert!(!is_conversion("Lead", &extra));
+    }
+
+    #[test]
+    fn unseen_means_blocked_or_absent() {
+        assert!(unseen_by_pixel(Some(PixelStatus::Blocked)));
+        assert!(unseen_by_pixel(Some(PixelStatus::Absent)));
+        assert!(!unseen_by_pixel(Some(PixelStatus::Loaded)));
+        assert!(!unseen_by_pixel(None));
+    }
+
+    #[test]
+    fn windows_hold_the_overlapping_buckets() {
+        assert!(in_window(H, NOW, 1));
+        assert!(in_window(H - HOUR_MS, NOW, 1));
+        assert!(!in_window(H - 2 * HOUR_MS, NOW, 1));
+        assert!(in_window(H - 24 * HOUR_MS, NOW, 24));
+        assert!(!in_window(H - 25 * HOUR_MS, NOW, 24));
+        assert!(in_window(H - 168 * HOUR_MS, NOW, 168));
+        assert!(!in_window(H - 169 * HOUR_MS, NOW, 168));
+        assert!(in_window(H + HOUR_MS, NOW, 1), "a future bucket is current");
+        assert_eq!(oldest_kept_hour(NOW), H - 168 * HOUR_MS);
+        // Exactly on the hour, the previous hour is still wholly inside the last hour.
+        assert!(in_window(H - HOUR_MS, H, 1));
+        assert!(!in_window(H - 2 * HOUR_MS, H, 1));
+    }
+
+    #[test]
+    fn unknown_metrics_are_refused() {
+        let mut counts = Counts::default();
+        assert!(!counts.add_metric("sent", 3));
+        assert_eq!(counts, Counts::default());
+    }
+
+    #[test]
+    fn empty_report_has_nulls_not_zeros() {
+        let report = report(&[], NOW);
+        let w = &report.windows.last_7d;
+        assert_eq!((w.received, w.delivered, w.calls), (0, 0, 0));
+        assert_eq!((w.success_rate, w.error_rate), (None, None));
+        assert_eq!((w.p50, w.p95, w.p99, w.max), (None, None, None, None));
+        assert_eq!(report.emq.mean, None);
+        assert_eq!(report.emq.below_threshold_share, None);
+        assert!(report.emq.most_missing.is_empty());
+        assert_eq!(report.recovery.unseen_share, None);
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["windows"]["last_hour"]["success_rate"].is_null());
+        assert!(json["windows"]["last_24h"]["p99"].is_null());
+        assert_eq!(json["emq"]["histogram"].as_array().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn totals_and_rates_merge_across_windows() {
+        let buckets = [
+            // current hour
+            bucket(
+                H,
+                &[
+                    ("received", 10),
+                    ("delivered", 8),
+                    ("parked", 2),
+                    ("requests", 4),
+                    ("calls", 4),
+                    ("failed_calls", 1),
+                    ("retried", 3),
+                ],
+                &[121, 121, 121, 900],
+            ),
+            // previous hour: still in last_hour
+            bucket(
+                H - HOUR_MS,
+                &[("delivered", 2), ("calls", 1), ("requests", 1), ("held", 1)],
+                &[50],
+            ),
+            // 10 hours ago: in 24 h and 7 d
+            bucket(
+                H - 10 * HOUR_MS,
+                &[
+                    ("received", 5),
+                    ("delivered", 0),
+                    ("parked", 5),
+                    ("calls", 5),
+                    ("failed_calls", 5),
+                    ("skipped", 2),
+                ],
+                &[2_000; 5],
+            ),
+            // 3 days ago: in 7 d only
+            bucket(
+                H - 72 * HOUR_MS,
+                &[("delivered", 30), ("calls", 10), ("rejected", 1)],
+                &[10; 10],
+            ),
+            // 8 days ago: outside every window
+            bucket(H - 192 * HOUR_MS, &[("delivered", 1_000)], &[99_999]),
+        ];
+        let r = report(&buckets, NOW);
+
+        let hour = &r.windows.last_hour;
+        assert_eq!(
+            (hour.received, hour.delivered, hour.parked, hour.held),
+            (10, 10, 2, 1)
+        );
+        assert_eq!((hour.requests, hour.calls, hour.failed_calls), (5, 5, 1));
+        assert_eq!(hour.retried, 3);
+        assert_eq!(hour.success_rate, Some(10.0 / 12.0));
+        assert_eq!(hour.error_rate, Some(0.2));
+        // 50, 121, 121, 121, 900 (121 is a bucket bound): p50 is the 3rd, p99 the 5th.
+        assert_eq!(hour.p50, Some(121));
+        assert_eq!(hour.p99, Some(900));
+        assert_eq!(hour.max, Some(900));
+
+        let day = &r.windows.last_24h;
+        assert_eq!((day.received, day.delivered, day.parked), (15, 10, 7));
+        assert_eq!((day.calls, day.failed_calls, day.skipped), (10, 6, 2));
+        assert_eq!(day.success_rate, Some(10.0 / 17.0));
+        assert_eq!(day.error_rate, Some(0.6));
+        assert_eq!(day.p95, Some(2_000));
+
+        let week = &r.windows.last_7d;
+        assert_eq!((week.delivered, week.calls, week.rejected), (40, 20, 1));
+        assert_eq!(week.success_rate, Some(40.0 / 47.0));
+        assert_eq!(week.error_rate, Some(0.3));
+        assert_eq!(week.max, Some(2_000), "the 8-day-old call is outside");
+        // 20 calls: 10 × 10 ms, 1 × 50, 3 × 121, 1 × 900, 5 × 2,000 → p50 is the 10th.
+        assert_eq!(week.p50, Some(10));
+    }
+
+    #[test]
+    fn same_hour_buckets_add_up() {
+        let a = bucket(H, &[("delivered", 1), ("calls", 1)], &[5]);
+        let b = bucket(H, &[("delivered", 2), ("calls", 1)], &[7]);
+        let r = report(&[a, b], NOW);
+        assert_eq!(r.windows.last_hour.delivered, 3);
+        assert_eq!(r.windows.last_hour.p99, Some(7));
+        assert_eq!(r.windows.last_hour.p50, Some(5));
+    }
+
+    #[test]
+    fn emq_and_recovery_cover_the_week() {
+        let full = MatchSignals {
+            email: true,
+            phone: true,
+            external_id: true,
+            ttp: true,
+            ttclid: true,
+            ip: true,
+            user_agent: true,
+            value: true,
+            currency: true,
+            contents: true,
+            content_id: true,
+        };
+        let no_phone = MatchSignals {
+            phone: false,
+            ..full
+        };
+        let bare = MatchSignals {
+            ip: true,
+            user_agent: true,
+            ..MatchSignals::default()
+        };
+        let mut now_hour = bucket(H, &[("conversions", 3), ("conversions_unseen", 2)], &[]);
+        now_hour.quality.add(&score(&full, Source::Browser)); // 100
+        now_hour.quality.add(&score(&no_phone, Source::Browser)); // 75
+        let mut old = bucket(
+            H - 100 * HOUR_MS,
+            &[("conversions", 1), ("conversions_unseen", 0)],
+            &[],
+        );
+        old.quality.add(&score(&bare, Source::Browser)); // 3 × 1.5 = 4.5
+        let mut too_old = bucket(H - 200 * HOUR_MS, &[("conversions", 9)], &[]);
+        too_old.quality.add(&score(&full, Source::Browser));
+
+        let r = report(&[now_hour, old, too_old], NOW);
+        assert_eq!(r.emq.events, 3);
+        let mean = r.emq.mean.unwrap();
+        assert!((mean - (100.0 + 75.0 + 4.5) / 3.0).abs() < 1e-9, "{mean}");
+        assert_eq!(r.emq.histogram, [1, 0, 0, 0, 0, 0, 0, 1, 0, 1]);
+        assert_eq!(r.emq.below_threshold_share, Some(1.0 / 3.0));
+        let missing: Vec<(Factor, u64)> = r
+            .emq
+            .most_missing
+            .iter()
+            .map(|m| (m.factor, m.events))
+            .collect();
+        // phone is missing twice; email, external id, browser and event data once.
+        assert_eq!(missing[0], (Factor::Phone, 2));
+        assert_eq!(missing.len(), 5);
+        assert_eq!(r.emq.most_missing[0].share, 2.0 / 3.0);
+        assert_eq!(r.emq.most_missing[0].mean_gain, 25.0);
+
+        assert_eq!(r.recovery.conversions_delivered, 4);
+        assert_eq!(r.recovery.unseen_by_pixel, 2);
+        assert_eq!(r.recovery.unseen_share, Some(0.5));
+    }
+}
