@@ -165,26 +165,9 @@ impl HourBucket {
 /// Totals of one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WindowTotals {
-    /// Events stored for delivery.
-    pub received: u64,
-    /// Events TikTok accepted.
-    pub delivered: u64,
-    /// Event retries.
-    pub retried: u64,
-    /// Events parked.
-    pub parked: u64,
-    /// Events held back by consent.
-    pub held: u64,
-    /// Events skipped.
-    pub skipped: u64,
-    /// Events rejected before queueing.
-    pub rejected: u64,
-    /// Requests sent to TikTok.
-    pub requests: u64,
-    /// Calls that came back.
-    pub calls: u64,
-    /// Calls that failed.
-    pub failed_calls: u64,
+    /// The window's summed counts.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// delivered / (delivered + parked); `None` when both are 0.
     pub success_rate: Option<f64>,
     /// failed calls / calls; `None` without calls.
@@ -203,16 +186,7 @@ impl WindowTotals {
     /// Totals of merged counts and latencies.
     pub fn from_parts(counts: &Counts, latency: &LatencyHistogram) -> Self {
         WindowTotals {
-            received: counts.received,
-            delivered: counts.delivered,
-            retried: counts.retried,
-            parked: counts.parked,
-            held: counts.held,
-            skipped: counts.skipped,
-            rejected: counts.rejected,
-            requests: counts.requests,
-            calls: counts.calls,
-            failed_calls: counts.failed_calls,
+            counts: *counts,
             success_rate: ratio(counts.delivered, counts.delivered + counts.parked),
             error_rate: ratio(counts.failed_calls, counts.calls),
             p50: latency.percentile(50.0),
@@ -387,7 +361,10 @@ mod tests {
     fn empty_report_has_nulls_not_zeros() {
         let report = report(&[], NOW);
         let w = &report.windows.last_7d;
-        assert_eq!((w.received, w.delivered, w.calls), (0, 0, 0));
+        assert_eq!(
+            (w.counts.received, w.counts.delivered, w.counts.calls),
+            (0, 0, 0)
+        );
         assert_eq!((w.success_rate, w.error_rate), (None, None));
         assert_eq!((w.p50, w.p95, w.p99, w.max), (None, None, None, None));
         assert_eq!(report.emq.mean, None);
@@ -449,11 +426,23 @@ mod tests {
 
         let hour = &r.windows.last_hour;
         assert_eq!(
-            (hour.received, hour.delivered, hour.parked, hour.held),
+            (
+                hour.counts.received,
+                hour.counts.delivered,
+                hour.counts.parked,
+                hour.counts.held
+            ),
             (10, 10, 2, 1)
         );
-        assert_eq!((hour.requests, hour.calls, hour.failed_calls), (5, 5, 1));
-        assert_eq!(hour.retried, 3);
+        assert_eq!(
+            (
+                hour.counts.requests,
+                hour.counts.calls,
+                hour.counts.failed_calls
+            ),
+            (5, 5, 1)
+        );
+        assert_eq!(hour.counts.retried, 3);
         assert_eq!(hour.success_rate, Some(10.0 / 12.0));
         assert_eq!(hour.error_rate, Some(0.2));
         // 50, 121, 121, 121, 900 (121 is a bucket bound): p50 is the 3rd, p99 the 5th.
@@ -462,14 +451,31 @@ mod tests {
         assert_eq!(hour.max, Some(900));
 
         let day = &r.windows.last_24h;
-        assert_eq!((day.received, day.delivered, day.parked), (15, 10, 7));
-        assert_eq!((day.calls, day.failed_calls, day.skipped), (10, 6, 2));
+        assert_eq!(
+            (day.counts.received, day.counts.delivered, day.counts.parked),
+            (15, 10, 7)
+        );
+        assert_eq!(
+            (
+                day.counts.calls,
+                day.counts.failed_calls,
+                day.counts.skipped
+            ),
+            (10, 6, 2)
+        );
         assert_eq!(day.success_rate, Some(10.0 / 17.0));
         assert_eq!(day.error_rate, Some(0.6));
         assert_eq!(day.p95, Some(2_000));
 
         let week = &r.windows.last_7d;
-        assert_eq!((week.delivered, week.calls, week.rejected), (40, 20, 1));
+        assert_eq!(
+            (
+                week.counts.delivered,
+                week.counts.calls,
+                week.counts.rejected
+            ),
+            (40, 20, 1)
+        );
         assert_eq!(week.success_rate, Some(40.0 / 47.0));
         assert_eq!(week.error_rate, Some(0.3));
         assert_eq!(week.max, Some(2_000), "the 8-day-old call is outside");
@@ -482,7 +488,7 @@ mod tests {
         let a = bucket(H, &[("delivered", 1), ("calls", 1)], &[5]);
         let b = bucket(H, &[("delivered", 2), ("calls", 1)], &[7]);
         let r = report(&[a, b], NOW);
-        assert_eq!(r.windows.last_hour.delivered, 3);
+        assert_eq!(r.windows.last_hour.counts.delivered, 3);
         assert_eq!(r.windows.last_hour.p99, Some(7));
         assert_eq!(r.windows.last_hour.p50, Some(5));
     }
