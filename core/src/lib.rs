@@ -15,6 +15,7 @@
 //! 7. [`retry`] and [`ratelimit`] drive delivery; [`cookie`] keeps `_ttp` and `ttclid`.
 //!
 //! [`pipeline`] strings steps 1–6 together for one collect request.
+//! [`connection`] builds the admin API's connection-test event and reads its answer.
 //! [`seal`] keeps access tokens encrypted at rest (AES-256-GCM under `MASTER_KEY`, per host).
 //! [`latency`] keeps TikTok call times as mergeable histograms for delivery health;
 //! [`health`] builds a Dispatcher's delivery-health report from its hourly buckets.
@@ -24,6 +25,7 @@
 
 extern crate alloc;
 
+pub mod connection;
 pub mod consent;
 pub mod cookie;
 pub mod event;

@@ -12,11 +12,14 @@
 //! Delivery health lives here too, per Dispatcher (that is, per destination's token):
 //! hourly `counters`, and per hour in `health` a latency histogram of the TikTok calls and a
 //! match-quality summary of the events received, both core types stored as JSON and merged
-//! on write. `GET /health` turns the last 7 days of buckets into core's
+//! on write. The admin API lists parked events (`GET /parked`), puts them back in the queue
+//! (`POST /parked/replay`) and sends the connection test (`POST /test`) at once, within the
+//! same rate window as the send loop. `GET /health` turns the last 7 days of buckets into core's
 //! [`HealthReport`](ttedge_core::health::HealthReport) plus the current state.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use ttedge_core::connection;
 use ttedge_core::event::PixelStatus;
 use ttedge_core::health::{self, HourBucket};
 use ttedge_core::latency::LatencyHistogram;
@@ -85,7 +88,8 @@ const SCHEMA: &[&str] = &[
     // Send times of the current rate window.
     "CREATE TABLE IF NOT EXISTS sends (at_ms INTEGER NOT NULL)",
     // Hourly counters: received, sent, delivered, retried, parked, held, skipped, rejected,
-    // requests, calls, failed_calls, conversions, conversions_unseen (core `health::Counts`).
+    // requests, calls, failed_calls, conversions, conversions_unseen (core `health::Counts`),
+    // and replayed (parked events put back in the queue by the admin API).
     "CREATE TABLE IF NOT EXISTS counters (
         hour   INTEGER NOT NULL,
         metric TEXT    NOT NULL,
@@ -195,6 +199,93 @@ pub async fn state(env: &Env, site: &SiteConfig) -> Result<serde_json::Value> {
         .await
 }
 
+/// A page of parked events: at most `limit` rows after sequence number `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkedPage {
+    /// 1 to [`ParkedPage::MAX_LIMIT`]; [`ParkedPage::DEFAULT_LIMIT`] when absent.
+    pub limit: u32,
+    /// The `next_after` of the previous page; 0 (from the start) when absent.
+    pub after: u64,
+}
+
+impl ParkedPage {
+    /// Rows per page unless `limit` says otherwise.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page.
+    pub const MAX_LIMIT: u32 = 500;
+
+    /// Reads `limit` and `after` from a query string's values; the error names the field.
+    pub fn parse(
+        limit: Option<String>,
+        after: Option<String>,
+    ) -> std::result::Result<ParkedPage, ApiError> {
+        let limit = match limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(text) => match text.trim().parse::<u32>() {
+                Ok(n) if (1..=Self::MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(field_error(
+                        "limit",
+                        format!("limit must be a whole number from 1 to {}", Self::MAX_LIMIT),
+                    ))
+                }
+            },
+        };
+        let after = match after {
+            None => 0,
+            Some(text) => text.trim().parse::<u64>().map_err(|_| {
+                field_error(
+                    "after",
+                    "after must be a whole number: the next_after of the previous page",
+                )
+            })?,
+        };
+        Ok(ParkedPage { limit, after })
+    }
+}
+
+/// `POST .../parked/replay`: every parked event (`event_ids` absent), or those listed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    /// Event ids to replay; every parked row with one of them goes back to the queue.
+    #[serde(default)]
+    pub event_ids: Option<Vec<String>>,
+}
+
+/// The connection test's event, handed to the Dispatcher of the destination's token.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TestCall {
+    /// `event_source_id`.
+    pub pixel_code: String,
+    /// The destination's test event code, when set.
+    pub test_event_code: Option<String>,
+    /// The serialised `data[]` element.
+    pub element: String,
+}
+
+/// Lists parked events, `{events, next_after, total}`; never their elements (hashed PII).
+pub async fn parked(env: &Env, site: &SiteConfig, page: ParkedPage) -> Result<Response> {
+    let path = format!("/parked?limit={}&after={}", page.limit, page.after);
+    call(env, site, Method::Get, &path, None::<&()>).await
+}
+
+/// Moves parked events back to the queue; answers `{replayed, not_found}`.
+pub async fn replay(env: &Env, site: &SiteConfig, replay: &Replay) -> Result<Response> {
+    call(env, site, Method::Post, "/parked/replay", Some(replay)).await
+}
+
+/// Sends the connection test's event at once, within the token's rate limit.
+pub async fn test(env: &Env, site: &SiteConfig, test: &TestCall) -> Result<Response> {
+    call(env, site, Method::Post, "/test", Some(test)).await
+}
+
+fn field_error(path: &str, message: impl Into<String>) -> ApiError {
+    let mut error = ApiError::new(400, "invalid_field", message);
+    error.path = Some(path.to_string());
+    error
+}
+
 fn queue_unavailable() -> ApiError {
     ApiError::new(
         503,
@@ -257,6 +348,27 @@ impl DurableObject for Dispatcher {
                 Response::from_json(&self.queue_state().await?)
             }
             (Method::Get, "/health") => Response::from_json(&self.health()?),
+            (Method::Get, "/parked") => {
+                let url = req.url()?;
+                let query = |name: &str| {
+                    url.query_pairs()
+                        .find(|(key, _)| key == name)
+                        .map(|(_, value)| value.into_owned())
+                };
+                let page = match ParkedPage::parse(query("limit"), query("after")) {
+                    Ok(page) => page,
+                    Err(error) => return error.into_response(),
+                };
+                Response::from_json(&self.parked(page)?)
+            }
+            (Method::Post, "/parked/replay") => {
+                let replay: Replay = req.json().await?;
+                Response::from_json(&self.replay(replay).await?)
+            }
+            (Method::Post, "/test") => {
+                let test: TestCall = req.json().await?;
+                self.connection_test(test).await
+            }
             _ => ApiError::new(404, "not_found", "no such dispatcher route").into_response(),
         }
     }
@@ -305,6 +417,49 @@ struct ParkedRow {
     hint: Option<String>,
     attempts: i64,
     done_ms: Option<f64>,
+}
+
+/// A parked event as `GET /parked` lists it.
+#[derive(Serialize, Deserialize)]
+struct ParkedListed {
+    seq: i64,
+    event_id: String,
+    event_name: String,
+    http_status: Option<i64>,
+    tiktok_code: Option<i64>,
+    message: Option<String>,
+    hint: Option<String>,
+    attempts: i64,
+    #[serde(rename(serialize = "parked_at_ms"))]
+    done_ms: Option<f64>,
+}
+
+/// The answer of `GET /parked`.
+#[derive(Serialize)]
+struct ParkedList {
+    events: Vec<ParkedListed>,
+    /// `after` for the next page; `null` on the last page.
+    next_after: Option<i64>,
+    /// Parked events in all.
+    total: i64,
+}
+
+/// The answer of `POST /parked/replay`.
+#[derive(Serialize)]
+struct ReplayAnswer {
+    replayed: u64,
+    not_found: Vec<String>,
+}
+
+/// The Dispatcher's part of the connection test's answer.
+#[derive(Serialize)]
+struct TestAnswer {
+    ok: bool,
+    latency_ms: u64,
+    http_status: u16,
+    tiktok_code: Option<i64>,
+    message: String,
+    hint: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -472,9 +627,10 @@ impl Dispatcher {
                 return self.state.storage().set_alarm(at_epoch_ms(retry_at)).await;
             }
         };
-        let mut window = self.rate_window(site.rate_limit_per_minute)?;
         for _ in 0..MAX_REQUESTS_PER_ALARM {
             let now = now_ms();
+            // Read afresh each time: a connection test may have sent while we awaited.
+            let mut window = self.rate_window(site.rate_limit_per_minute)?;
             let due: Vec<QueuedRow> = self
                 .sql()
                 .exec(
@@ -496,7 +652,6 @@ impl Dispatcher {
             let send = self.record_send(now)?;
             let answered_at = self.send(&site, &batch).await?;
             self.settle_send(send, answered_at)?;
-            window.record(answered_at);
         }
         self.prune(now_ms())?;
         match self.next_due()? {
@@ -611,6 +766,127 @@ impl Dispatcher {
             )?;
         }
         self.count(now, "parked", rows.len() as u64)
+    }
+
+    /// One page of parked events, oldest first.
+    fn parked(&self, page: ParkedPage) -> Result<ParkedList> {
+        let mut events: Vec<ParkedListed> = self
+            .sql()
+            .exec(
+                "SELECT seq, event_id, event_name, http_status, tiktok_code, message, hint,
+                    attempts, done_ms
+                 FROM queue WHERE state = 'parked' AND seq > ? ORDER BY seq LIMIT ?",
+                vec![int(page.after), i64::from(page.limit + 1).into()],
+            )?
+            .to_array()?;
+        let more = events.len() > page.limit as usize;
+        events.truncate(page.limit as usize);
+        Ok(ParkedList {
+            next_after: events.last().filter(|_| more).map(|row| row.seq),
+            events,
+            total: self.count_where("parked")?,
+        })
+    }
+
+    /// Moves parked rows back to the queue as if new: attempts 0, full batches, due now,
+    /// TikTok's answer cleared. The send loop then delivers each once.
+    async fn replay(&self, replay: Replay) -> Result<ReplayAnswer> {
+        const REQUEUE: &str = "UPDATE queue SET state = 'queued', attempts = 0,
+                batch_limit = 1000, next_attempt_ms = ?, done_ms = NULL, http_status = NULL,
+                tiktok_code = NULL, message = NULL, hint = NULL
+             WHERE state = 'parked'";
+        let now = now_ms();
+        let sql = self.sql();
+        let mut answer = ReplayAnswer {
+            replayed: 0,
+            not_found: Vec::new(),
+        };
+        match replay.event_ids {
+            None => {
+                let rows: Vec<serde::de::IgnoredAny> = sql
+                    .exec(&format!("{REQUEUE} RETURNING seq"), vec![int(now)])?
+                    .to_array()?;
+                answer.replayed = rows.len() as u64;
+            }
+            Some(ids) => {
+                for id in ids {
+                    let rows: Vec<serde::de::IgnoredAny> = sql
+                        .exec(
+                            &format!("{REQUEUE} AND event_id = ? RETURNING seq"),
+                            vec![int(now), id.clone().into()],
+                        )?
+                        .to_array()?;
+                    if rows.is_empty() {
+                        if !answer.not_found.contains(&id) {
+                            answer.not_found.push(id);
+                        }
+                    } else {
+                        answer.replayed += rows.len() as u64;
+                    }
+                }
+            }
+        }
+        self.count(now, "replayed", answer.replayed)?;
+        if answer.replayed > 0 {
+            self.ensure_alarm(now).await?;
+        }
+        Ok(answer)
+    }
+
+    /// The connection test: one request at once, within the rate window like the send
+    /// loop, recorded in `calls` and health, but never queued nor counted as an event
+    /// received, sent or delivered.
+    async fn connection_test(&self, test: TestCall) -> Result<Response> {
+        let site = match crate::config::load(&self.env) {
+            Ok(site) => site,
+            Err(error) => return error.into_response(),
+        };
+        let now = now_ms();
+        let mut window = self.rate_window(site.rate_limit_per_minute)?;
+        if let Err(free_at) = window.check(now) {
+            let retry_after_ms = free_at.saturating_sub(now);
+            let body = serde_json::json!({
+                "error": ApiError::new(
+                    429,
+                    "rate_limited",
+                    "the access token's rate window is full; try again after retry_after_ms",
+                ),
+                "retry_after_ms": retry_after_ms,
+            });
+            let response = Response::from_json(&body)?.with_status(429);
+            response.headers().set(
+                "Retry-After",
+                &retry_after_ms.div_ceil(1000).max(1).to_string(),
+            )?;
+            return Ok(response);
+        }
+        let element: Box<RawValue> = serde_json::from_str(&test.element)?;
+        let key = RequestKey {
+            pixel_code: &test.pixel_code,
+            test_event_code: test.test_event_code.as_deref(),
+        };
+        let body = request_body(key, &[&*element]);
+        let send = self.record_send(now)?;
+        self.count(now, "requests", 1)?;
+        let outcome = post_track(&site.api_base, &site.access_token, body, site.timeout_ms).await;
+        let answered_at = now_ms();
+        self.settle_send(send, answered_at)?;
+        self.record_call(
+            answered_at,
+            outcome.latency_ms,
+            1,
+            &outcome.verdict,
+            outcome.http_status,
+        )?;
+        let read = connection::test_outcome(&outcome.verdict);
+        Response::from_json(&TestAnswer {
+            ok: read.ok,
+            latency_ms: outcome.latency_ms,
+            http_status: outcome.http_status,
+            tiktok_code: read.tiktok_code,
+            message: read.message,
+            hint: read.hint,
+        })
     }
 
     fn rate_window(&self, limit: u32) -> Result<SlidingWindow> {
