@@ -4,18 +4,22 @@
 # downloaded. Run by `wrangler dev` / `wrangler deploy` through `[build]` in wrangler.toml.
 # Assumes scripts/ensure-toolchain.sh has run.
 #
-# Skips the build when the output is newer than every input: `wrangler dev` runs the build
-# command twice on start (once for the entry, once when its file watcher is ready), and
-# wasm-opt alone takes about 10 s here. TTEDGE_FORCE_BUILD=1 always builds.
+# Skips the build when the inputs' contents are those of the last build: `wrangler dev` runs
+# the build command twice on start (once for the entry, once when its file watcher is
+# ready), and wasm-opt alone takes about 10 s here. Contents, not modification times: a
+# checkout or a clock that steps back must not leave a stale Worker. TTEDGE_FORCE_BUILD=1
+# always builds.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
-stamp="$root/edge-worker/build/index.js"
+build="$root/edge-worker/build"
+stamp="$build/.inputs.sha256"
 
 inputs=("$root/edge-worker/src" "$root/edge-worker/Cargo.toml" "$root/Cargo.lock"
-  "$root/core/src" "$root/core/Cargo.toml" "$0")
-if [[ "${TTEDGE_FORCE_BUILD:-}" != 1 && -f "$stamp" && -f "$root/edge-worker/build/index_bg.wasm" ]] &&
-  [[ -z "$(find "${inputs[@]}" -newer "$stamp" -print -quit 2>/dev/null)" ]]; then
+  "$root/core/src" "$root/core/data" "$root/core/Cargo.toml" "$0")
+inputs_hash=$(find "${inputs[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [[ "${TTEDGE_FORCE_BUILD:-}" != 1 && -f "$build/index.js" && -f "$build/index_bg.wasm" &&
+  "$(cat "$stamp" 2>/dev/null)" == "$inputs_hash" ]]; then
   echo "build-worker: edge-worker/build is up to date"
   exit 0
 fi
@@ -36,4 +40,5 @@ done
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
 
 cd "$root/edge-worker"
-exec "$cargo_bin/worker-build" --release "$@"
+"$cargo_bin/worker-build" --release "$@"
+echo "$inputs_hash" >"$stamp"

@@ -407,18 +407,6 @@ struct Count {
     n: i64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ParkedRow {
-    event_id: String,
-    event_name: String,
-    http_status: Option<i64>,
-    tiktok_code: Option<i64>,
-    message: Option<String>,
-    hint: Option<String>,
-    attempts: i64,
-    done_ms: Option<f64>,
-}
-
 /// A parked event as `GET /parked` lists it.
 #[derive(Serialize, Deserialize)]
 struct ParkedListed {
@@ -1036,15 +1024,6 @@ impl Dispatcher {
                 vec![LAST_ERRORS.into()],
             )?
             .to_array()?;
-        let oldest: Vec<At> = sql
-            .exec(
-                "SELECT MIN(received_ms) AS at_ms FROM queue WHERE state = 'queued'",
-                None,
-            )?
-            .to_array()?;
-        let limit = SiteConfig::from_env(&self.env)
-            .map_or(DEFAULT_LIMIT_PER_MINUTE, |site| site.rate_limit_per_minute);
-        let mut window = self.rate_window(limit)?;
         Ok(Health {
             now_ms: now,
             windows: report.windows,
@@ -1063,17 +1042,37 @@ impl Dispatcher {
                     .collect(),
                 queue_depth: self.count_where("queued")?,
                 parked: self.count_where("parked")?,
-                oldest_queued_age_ms: oldest
-                    .first()
-                    .and_then(|o| o.at_ms)
-                    .map(|at| now.saturating_sub(at as u64)),
-                rate_window: RateWindow {
-                    used: window.used(now),
-                    limit: window.limit(),
-                },
+                oldest_queued_age_ms: self.oldest_queued_age_ms(now)?,
+                rate_window: self.rate_window_use(now)?,
             },
             emq: report.emq,
             recovery: report.recovery,
+        })
+    }
+
+    /// How long the oldest queued event has waited.
+    fn oldest_queued_age_ms(&self, now: u64) -> Result<Option<u64>> {
+        let oldest: Vec<At> = self
+            .sql()
+            .exec(
+                "SELECT MIN(received_ms) AS at_ms FROM queue WHERE state = 'queued'",
+                None,
+            )?
+            .to_array()?;
+        Ok(oldest
+            .first()
+            .and_then(|o| o.at_ms)
+            .map(|at| now.saturating_sub(at as u64)))
+    }
+
+    /// Sends counted in the current rate window, against the configured limit.
+    fn rate_window_use(&self, now: u64) -> Result<RateWindow> {
+        let limit = SiteConfig::from_env(&self.env)
+            .map_or(DEFAULT_LIMIT_PER_MINUTE, |site| site.rate_limit_per_minute);
+        let mut window = self.rate_window(limit)?;
+        Ok(RateWindow {
+            used: window.used(now),
+            limit: window.limit(),
         })
     }
 
@@ -1136,19 +1135,10 @@ impl Dispatcher {
     /// Queue depth, parked events, counters and recent calls.
     async fn queue_state(&self) -> Result<serde_json::Value> {
         let sql = self.sql();
-        let oldest: At = sql
-            .exec(
-                "SELECT MIN(received_ms) AS at_ms FROM queue WHERE state = 'queued'",
-                None,
-            )?
-            .one()?;
-        let parked: Vec<ParkedRow> = sql
-            .exec(
-                "SELECT event_id, event_name, http_status, tiktok_code, message, hint, attempts,
-                    done_ms FROM queue WHERE state = 'parked' ORDER BY seq LIMIT 100",
-                None,
-            )?
-            .to_array()?;
+        let parked = self.parked(ParkedPage {
+            limit: ParkedPage::MAX_LIMIT,
+            after: 0,
+        })?;
         let calls: Vec<CallRow> = sql
             .exec(
                 "SELECT at_ms, latency_ms, events, verdict, http_status, tiktok_code, message,
@@ -1163,20 +1153,17 @@ impl Dispatcher {
             )?
             .to_array()?;
         let now = now_ms();
-        let limit = SiteConfig::from_env(&self.env)
-            .map_or(DEFAULT_LIMIT_PER_MINUTE, |site| site.rate_limit_per_minute);
-        let mut window = self.rate_window(limit)?;
         Ok(serde_json::json!({
             "queued": self.count_where("queued")?,
-            "parked": self.count_where("parked")?,
-            "oldest_queued_age_ms": oldest.at_ms.map(|at| now.saturating_sub(at as u64)),
+            "parked": parked.total,
+            "oldest_queued_age_ms": self.oldest_queued_age_ms(now)?,
             "alarm_at": self.state.storage().get_alarm().await?,
-            "rate_window": {"used": window.used(now), "limit": window.limit()},
+            "rate_window": self.rate_window_use(now)?,
             "counters": counters
                 .iter()
                 .map(|c| (c.metric.clone(), c.total.into()))
                 .collect::<serde_json::Map<_, _>>(),
-            "parked_events": parked,
+            "parked_events": parked.events,
             "recent_calls": calls,
         }))
     }

@@ -6,89 +6,44 @@
 //! vars, so the tests use the site host `t.shop.example`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
-use ttedge_e2e::{http_client, MockTikTok, WranglerDev, WranglerDevOptions};
+use ttedge_e2e::{MockTikTok, Site};
 
 const ADMIN_TOKEN: &str = "e2e-admin-api-token-5b2f";
 const PIXEL_ID: &str = "C4ADMIN0000000000000";
 const HOST: &str = "t.shop.example";
 
-struct Rig {
-    tiktok: MockTikTok,
-    worker: WranglerDev,
-    client: reqwest::Client,
+struct Rig(Site);
+
+impl std::ops::Deref for Rig {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.0
+    }
 }
 
 impl Rig {
     async fn start(name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Rig> {
-        let tiktok = MockTikTok::start_new().await?;
-        let mut opts = WranglerDevOptions::new()
-            .var("TIKTOK_API_BASE", tiktok.base_url())
-            .var("TIKTOK_PIXEL_ID", PIXEL_ID)
-            .var(
-                "TIKTOK_ACCESS_TOKEN",
-                format!("e2e-admin-{name}-token-0123456789"),
-            )
-            .var("ADMIN_TOKEN", ADMIN_TOKEN);
-        for (k, v) in extra {
-            opts = opts.var(*k, *v);
-        }
-        let worker = WranglerDev::start(opts).await?;
-        eprintln!(
-            "[{name}] wrangler dev ready in {:.1?} on {}",
-            worker.startup_time(),
-            worker.base_url()
-        );
-        Ok(Rig {
-            tiktok,
-            worker,
-            client: http_client(),
-        })
+        let token = format!("e2e-admin-{name}-token-0123456789");
+        Ok(Rig(Site::start(&token, PIXEL_ID, ADMIN_TOKEN, extra).await?))
     }
 
+    /// The path of a destination route of `HOST`.
     fn url(&self, path: &str) -> String {
-        format!(
-            "{}/admin/api/destinations/{HOST}{path}",
-            self.worker.base_url()
-        )
+        format!("/admin/api/destinations/{HOST}{path}")
     }
 
-    /// Sends an admin request with `token`; returns the status and the JSON body.
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self.client.request(method, url);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(body.to_string());
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let json = serde_json::from_str(&text)
-            .with_context(|| format!("{url} answered {status} with non-JSON: {text}"))?;
-        Ok((status, json))
-    }
-
+    /// An admin request to a destination route of `HOST`.
     async fn admin(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
-        self.send(method, &self.url(path), Some(ADMIN_TOKEN), body)
-            .await
+        self.0.admin(method, &self.url(path), body).await
     }
 
     async fn connection_test(&self) -> anyhow::Result<Value> {
@@ -100,13 +55,7 @@ impl Rig {
     }
 
     async fn parked(&self, query: &str) -> anyhow::Result<Value> {
-        let (status, body) = self
-            .admin(reqwest::Method::GET, &format!("/parked{query}"), None)
-            .await?;
-        if status != 200 {
-            bail!("GET /parked{query} answered {status}: {body}");
-        }
-        Ok(body)
+        self.admin_get(&self.url(&format!("/parked{query}"))).await
     }
 
     async fn replay(&self, body: &Value) -> anyhow::Result<Value> {
@@ -123,47 +72,20 @@ impl Rig {
         Ok(answer)
     }
 
-    async fn collect(&self, body: &Value) -> anyhow::Result<()> {
-        let resp = self
-            .client
-            .post(format!("{}/collect", self.worker.base_url()))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if status != 202 {
-            bail!("POST /collect answered {status}: {text}");
-        }
-        Ok(())
-    }
-
     /// Polls the parked list until it holds `total` events.
     async fn wait_parked(&self, total: u64) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let list = self.parked("").await?;
-            if list["total"] == json!(total) {
-                return Ok(list);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "never {total} parked; last: {list}\nmock: {}\nlog:\n{}",
-                    self.tiktok.summary(),
-                    self.worker.log_tail(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("{total} parked");
+        self.wait_admin(
+            &self.url("/parked"),
+            &what,
+            Duration::from_secs(30),
+            |list| list["total"] == json!(total),
+        )
+        .await
     }
 
     async fn health(&self) -> anyhow::Result<Value> {
-        let (status, body) = self.admin(reqwest::Method::GET, "/health", None).await?;
-        if status != 200 {
-            bail!("GET /health answered {status}: {body}");
-        }
-        Ok(body)
+        self.admin_get(&self.url("/health")).await
     }
 }
 
@@ -246,15 +168,7 @@ async fn connection_test_succeeds_and_admin_refuses_strangers() -> anyhow::Resul
     assert_eq!(health["current"]["queue_depth"], json!(0));
     assert!(health["current"]["rate_window"]["used"].as_u64().unwrap() >= 1);
     // The per-destination route is an alias of `/admin/api/health`.
-    let (status, legacy) = rig
-        .send(
-            reqwest::Method::GET,
-            &format!("{}/admin/api/health", rig.worker.base_url()),
-            Some(ADMIN_TOKEN),
-            None,
-        )
-        .await?;
-    assert_eq!(status, 200);
+    let legacy = rig.admin_get("/admin/api/health").await?;
     assert_eq!(legacy["windows"], health["windows"]);
 
     // Refusals: no token, wrong token, on every new route.
@@ -276,10 +190,7 @@ async fn connection_test_succeeds_and_admin_refuses_strangers() -> anyhow::Resul
     let (status, answer) = rig
         .send(
             reqwest::Method::POST,
-            &format!(
-                "{}/admin/api/destinations/bad_host!/test",
-                rig.worker.base_url()
-            ),
+            "/admin/api/destinations/bad_host!/test",
             Some(ADMIN_TOKEN),
             None,
         )

@@ -21,70 +21,42 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
-use ttedge_e2e::{
-    http_client, MockResponse, MockTikTok, RecordedRequest, WranglerDev, WranglerDevOptions,
-};
+use ttedge_e2e::{MockResponse, RecordedRequest, Site};
 
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 const PIXEL_ID: &str = "C4DELIVERY0000000000";
 
 /// The mock and the Worker of one test.
-struct Rig {
-    tiktok: MockTikTok,
-    worker: WranglerDev,
-    client: reqwest::Client,
+struct Rig(Site);
+
+impl std::ops::Deref for Rig {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Site {
+        &mut self.0
+    }
 }
 
 impl Rig {
     /// Starts a mock and `wrangler dev` pointed at it, with `extra` vars on top of the pixel,
     /// a per-test access token and the admin token.
     async fn start(name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Rig> {
-        let tiktok = MockTikTok::start_new().await?;
-        let mut opts = WranglerDevOptions::new()
-            .var("TIKTOK_API_BASE", tiktok.base_url())
-            .var("TIKTOK_PIXEL_ID", PIXEL_ID)
-            .var(
-                "TIKTOK_ACCESS_TOKEN",
-                format!("e2e-delivery-{name}-token-0123456789"),
-            )
-            .var("ADMIN_TOKEN", ADMIN_TOKEN);
-        for (k, v) in extra {
-            opts = opts.var(*k, *v);
-        }
-        let worker = WranglerDev::start(opts).await?;
-        eprintln!(
-            "[{name}] wrangler dev ready in {:.1?} on {} (log {})",
-            worker.startup_time(),
-            worker.base_url(),
-            worker.log_path().display()
-        );
-        Ok(Rig {
-            tiktok,
-            worker,
-            client: http_client(),
-        })
+        let token = format!("e2e-delivery-{name}-token-0123456789");
+        Ok(Rig(Site::start(&token, PIXEL_ID, ADMIN_TOKEN, extra).await?))
     }
 
-    /// Posts `body` to `/collect` and checks the 202 and that every event was queued
-    /// (`ready`).
+    /// Posts `body` to `/collect` and checks that every event was queued (`ready`).
     async fn collect(&self, body: &Value) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .post(format!("{}/collect", self.worker.base_url()))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if status != 202 {
-            bail!("POST /collect answered {status}: {text}");
-        }
-        let answer: Value = serde_json::from_str(&text).context("202 body is not JSON")?;
+        let answer = self.0.collect(body).await?;
         let events = answer["events"].as_array().cloned().unwrap_or_default();
         let expected = body["batch"].as_array().map_or(1, Vec::len);
         if events.len() != expected || events.iter().any(|e| e["status"] != "ready") {
-            bail!("not every event was queued: {text}");
+            bail!("not every event was queued: {answer}");
         }
         Ok(answer)
     }
@@ -102,43 +74,18 @@ impl Rig {
 
     /// `GET /admin/api/status`.
     async fn status(&self) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .get(format!("{}/admin/api/status", self.worker.base_url()))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if status != 200 {
-            bail!("GET /admin/api/status answered {status}: {text}");
-        }
-        serde_json::from_str(&text).context("status is not JSON")
+        self.admin_get("/admin/api/status").await
     }
 
-    /// Polls the status until `done` holds; returns that status. Fails after `timeout` with
-    /// the last status, what the mock saw and the Worker's log tail.
+    /// Polls the status until `done` holds; returns that status.
     async fn wait_status(
         &self,
         what: &str,
         timeout: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let status = self.status().await?;
-            if done(&status) {
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "status never showed {what} within {timeout:?}; last status: {status:#}\nmock: {}\nlog tail:\n{}",
-                    self.tiktok.summary(),
-                    self.worker.log_tail(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_admin("/admin/api/status", what, timeout, done)
+            .await
     }
 
     /// Waits until nothing is queued any more, and returns that status.

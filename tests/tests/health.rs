@@ -13,11 +13,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use serde_json::{json, Value};
-use ttedge_e2e::{http_client, MockResponse, MockTikTok, WranglerDev, WranglerDevOptions};
+use ttedge_e2e::{MockResponse, Site};
 
 const ADMIN_TOKEN: &str = "e2e-health-admin-7c1e";
 const PIXEL_ID: &str = "C4HEALTH00000000000";
@@ -25,71 +25,29 @@ const DELAY: Duration = Duration::from_millis(30);
 const PARKED_ID: &str = "hl-parked";
 const RETRY_ID: &str = "hl-retry";
 
-struct Rig {
-    tiktok: MockTikTok,
-    worker: WranglerDev,
-    client: reqwest::Client,
+struct Rig(Site);
+
+impl std::ops::Deref for Rig {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.0
+    }
 }
 
 impl Rig {
     async fn start() -> anyhow::Result<Rig> {
-        let tiktok = MockTikTok::start_new().await?;
-        let worker = WranglerDev::start(
-            WranglerDevOptions::new()
-                .var("TIKTOK_API_BASE", tiktok.base_url())
-                .var("TIKTOK_PIXEL_ID", PIXEL_ID)
-                .var("TIKTOK_ACCESS_TOKEN", "e2e-health-token-0123456789")
-                .var("ADMIN_TOKEN", ADMIN_TOKEN),
-        )
-        .await?;
-        eprintln!(
-            "[health] wrangler dev ready in {:.1?} on {}",
-            worker.startup_time(),
-            worker.base_url()
-        );
-        Ok(Rig {
-            tiktok,
-            worker,
-            client: http_client(),
-        })
+        let site = Site::start("e2e-health-token-0123456789", PIXEL_ID, ADMIN_TOKEN, &[]).await?;
+        Ok(Rig(site))
     }
 
-    /// Posts `body` to `/collect`; returns the 202 answer.
-    async fn collect(&self, body: &Value) -> anyhow::Result<Value> {
-        let resp = self
-            .client
-            .post(format!("{}/collect", self.worker.base_url()))
-            .header("Content-Type", "application/json")
-            .header("User-Agent", "Mozilla/5.0 (e2e health)")
-            .header("CF-Connecting-IP", "203.0.113.9")
-            .body(body.to_string())
-            .send()
-            .await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if status != 202 {
-            bail!("POST /collect answered {status}: {text}");
-        }
-        serde_json::from_str(&text).context("202 body is not JSON")
-    }
-
-    async fn get_health(&self, token: Option<&str>) -> anyhow::Result<(u16, String)> {
-        let mut req = self
-            .client
-            .get(format!("{}/admin/api/health", self.worker.base_url()));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        let resp = req.send().await?;
-        Ok((resp.status().as_u16(), resp.text().await?))
+    /// `GET /admin/api/health` with `token`; returns the status only.
+    async fn get_health(&self, token: Option<&str>) -> anyhow::Result<(u16, Value)> {
+        self.send(reqwest::Method::GET, "/admin/api/health", token, None)
+            .await
     }
 
     async fn health(&self) -> anyhow::Result<Value> {
-        let (status, text) = self.get_health(Some(ADMIN_TOKEN)).await?;
-        if status != 200 {
-            bail!("GET /admin/api/health answered {status}: {text}");
-        }
-        serde_json::from_str(&text).context("health is not JSON")
+        self.admin_get("/admin/api/health").await
     }
 
     /// Polls the health until `done` holds.
@@ -98,21 +56,8 @@ impl Rig {
         timeout: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let health = self.health().await?;
-            if done(&health) {
-                return Ok(health);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "health never settled within {timeout:?}; last: {health:#}\nmock: {}\nlog tail:\n{}",
-                    self.tiktok.summary(),
-                    self.worker.log_tail(40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_admin("/admin/api/health", "the expected figures", timeout, done)
+            .await
     }
 }
 

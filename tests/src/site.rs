@@ -1,0 +1,148 @@
+//! One configured site under test: a mock TikTok and `wrangler dev` pointed at it, with an
+//! admin token, and the requests most end-to-end tests make against it.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde_json::Value;
+
+use crate::mock::MockTikTok;
+use crate::worker::{http_client, WranglerDev, WranglerDevOptions};
+
+/// A mock TikTok and the Worker sending to it.
+pub struct Site {
+    /// The loopback TikTok.
+    pub tiktok: MockTikTok,
+    /// The Worker under `wrangler dev`.
+    pub worker: WranglerDev,
+    /// A client for the Worker.
+    pub client: reqwest::Client,
+    admin_token: String,
+}
+
+impl Site {
+    /// Starts a mock and `wrangler dev` with the pixel, the access token, the admin token,
+    /// and `extra` vars on top.
+    pub async fn start(
+        access_token: &str,
+        pixel_id: &str,
+        admin_token: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Site> {
+        let tiktok = MockTikTok::start_new().await?;
+        let mut opts = WranglerDevOptions::new()
+            .var("TIKTOK_API_BASE", tiktok.base_url())
+            .var("TIKTOK_PIXEL_ID", pixel_id)
+            .var("TIKTOK_ACCESS_TOKEN", access_token)
+            .var("ADMIN_TOKEN", admin_token);
+        for (name, value) in extra {
+            opts = opts.var(*name, *value);
+        }
+        let worker = WranglerDev::start(opts).await?;
+        eprintln!(
+            "wrangler dev ready in {:.1?} on {} (log {})",
+            worker.startup_time(),
+            worker.base_url(),
+            worker.log_path().display()
+        );
+        Ok(Site {
+            tiktok,
+            worker,
+            client: http_client(),
+            admin_token: admin_token.to_string(),
+        })
+    }
+
+    /// Posts `body` to `/collect` as a browser would (user agent and client IP set); returns
+    /// the 202 answer, or fails with whatever else came back.
+    pub async fn collect(&self, body: &Value) -> anyhow::Result<Value> {
+        let resp = self
+            .client
+            .post(format!("{}/collect", self.worker.base_url()))
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "Mozilla/5.0 (ttedge e2e)")
+            .header("CF-Connecting-IP", "203.0.113.9")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status != 202 {
+            bail!("POST /collect answered {status}: {text}");
+        }
+        serde_json::from_str(&text).context("the 202 body is not JSON")
+    }
+
+    /// Sends `method path` with an optional bearer `token` and JSON `body`; returns the status
+    /// and the JSON answer (every answer of the Worker is JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.worker.base_url()));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let json = serde_json::from_str(&text)
+            .with_context(|| format!("{path} answered {status} with non-JSON: {text}"))?;
+        Ok((status, json))
+    }
+
+    /// [`send`](Site::send) with the admin token.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.send(method, path, Some(&self.admin_token), body).await
+    }
+
+    /// `GET path` with the admin token; fails unless it answers 200.
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.admin(reqwest::Method::GET, path, None).await?;
+        if status != 200 {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Polls the admin `path` every 100 ms until `done` holds; returns that answer. Fails
+    /// after `timeout` with the last answer, what the mock saw and the Worker's log tail.
+    pub async fn wait_admin(
+        &self,
+        path: &str,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answer = self.admin_get(path).await?;
+            if done(&answer) {
+                return Ok(answer);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{path} never showed {what} within {timeout:?}; last: {answer:#}\nmock: {}\nlog tail:\n{}",
+                    self.tiktok.summary(),
+                    self.worker.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
