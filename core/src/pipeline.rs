@@ -111,6 +111,14 @@ pub struct PreparedRequest {
     pub set_cookies: Vec<String>,
 }
 
+/// The click and browser ids one event can use.
+struct EventIds<'a> {
+    /// The `ttclid` of the event's own page URL.
+    page_ttclid: Option<String>,
+    /// The request's cookies.
+    browser: &'a BrowserIds,
+}
+
 /// Cookie state shared by the events of one browser request.
 struct BrowserIds {
     ttp: Option<String>,
@@ -153,20 +161,24 @@ pub fn prepare_request(
             .map(|random| cookie::new_ttp(random, ctx.now_ms)),
         None => None,
     };
-    let landing_ttclid = browser
+    // Each page URL is read once: for the cookie here and for its event's `ttclid` below.
+    let page_ttclids: Vec<Option<String>> = events
         .iter()
+        .map(|e| e.url.as_deref().and_then(cookie::ttclid_from_url))
+        .collect();
+    let landing_ttclid = events
+        .iter()
+        .zip(&page_ttclids)
         .rev()
-        .find_map(|e| e.url.as_deref().and_then(cookie::ttclid_from_url));
+        .filter(|(event, _)| source_of(event) == Source::Browser)
+        .find_map(|(_, ttclid)| ttclid.as_deref());
 
     let mut set_cookies = Vec::new();
     if cookies_allowed {
         if let Some(ttp) = &ttp {
             set_cookies.push(cookie::set_ttp(ttp, ctx.cookie_domain));
         }
-        if let Some(ttclid) = landing_ttclid
-            .as_deref()
-            .filter(|v| cookie::is_cookie_value(v))
-        {
+        if let Some(ttclid) = landing_ttclid.filter(|v| cookie::is_cookie_value(v)) {
             set_cookies.push(cookie::set_ttclid(ttclid, ctx.cookie_domain));
         }
     }
@@ -178,8 +190,15 @@ pub fn prepare_request(
     let id_prefix = hex::encode(ctx.id_random);
     let events = events
         .into_iter()
+        .zip(page_ttclids)
         .enumerate()
-        .map(|(index, event)| prepare_event(index, event, ctx, &ids, &id_prefix, destination))
+        .map(|(index, (event, page_ttclid))| {
+            let ids = EventIds {
+                page_ttclid,
+                browser: &ids,
+            };
+            prepare_event(index, event, ctx, &ids, &id_prefix, destination)
+        })
         .collect();
     PreparedRequest {
         events,
@@ -195,7 +214,7 @@ fn prepare_event(
     index: usize,
     event: CollectEvent<'_>,
     ctx: &RequestContext<'_>,
-    ids: &BrowserIds,
+    ids: &EventIds<'_>,
     id_prefix: &str,
     destination: &Destination,
 ) -> PreparedEvent {
@@ -284,7 +303,7 @@ fn track_user(
     source: Source,
     decision: ConsentDecision,
     ctx: &RequestContext<'_>,
-    ids: &BrowserIds,
+    ids: &EventIds<'_>,
 ) -> User {
     let empty_context = Context::default();
     let context = event.context.as_ref().unwrap_or(&empty_context);
@@ -296,12 +315,11 @@ fn track_user(
     }
     let from_context = |value: &Option<Cow<'_, str>>| non_empty(value.as_deref());
     // The page URL's ttclid is the freshest click; then the cookie, then what the page said.
-    user.ttclid = event
-        .url
-        .as_deref()
-        .and_then(cookie::ttclid_from_url)
+    user.ttclid = ids
+        .page_ttclid
+        .clone()
         .or_else(|| match source {
-            Source::Browser => ids.ttclid_cookie.clone(),
+            Source::Browser => ids.browser.ttclid_cookie.clone(),
             Source::Offline => None,
         })
         .or_else(|| from_context(&context.ttclid));
@@ -309,7 +327,7 @@ fn track_user(
         // Request headers describe the browser that sent the event; they win.
         Source::Browser => {
             if decision.cookies_allowed {
-                user.ttp = ids.ttp.clone();
+                user.ttp = ids.browser.ttp.clone();
             }
             user.ip = non_empty(ctx.ip).or_else(|| from_context(&context.ip));
             user.user_agent =

@@ -1,12 +1,12 @@
 //! `GET /sdk.js`: the browser snippet that posts events to `/collect` with credentials.
 
-use worker::{Request, Response, Result};
+use worker::{Response, Result};
 
 /// The snippet, shipped inside the Worker.
 const SDK_JS: &str = include_str!("sdk.js");
 
 /// Serves the snippet, cacheable for an hour.
-pub fn serve(_req: &Request) -> Result<Response> {
+pub fn serve() -> Result<Response> {
     let response = Response::ok(SDK_JS)?;
     let headers = response.headers();
     headers.set("Content-Type", "application/javascript; charset=utf-8")?;
