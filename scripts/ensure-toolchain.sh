@@ -34,3 +34,25 @@ if [[ -f package.json ]]; then
     if [[ -f package-lock.json ]]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
   fi
 fi
+
+# Headless Chromium and its WebDriver for the browser tests (tests/src/browser.rs), from Debian;
+# fonts-liberation so screenshots look the same everywhere; openssl makes the tests' local TLS
+# certificates.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -x /usr/bin/openssl ]]; then
+  say "installing chromium, chromium-driver, fonts-liberation and openssl"
+  SUDO=()
+  if [[ "$(id -u)" -ne 0 ]]; then SUDO=(sudo); fi
+  apt_install() {
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends chromium chromium-driver fonts-liberation openssl
+  }
+  # Refresh the package lists first only when there are none, or when the install fails
+  # (stale lists name versions the mirror no longer has).
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  fi
+  if ! apt_install; then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    apt_install
+  fi
+fi

@@ -86,6 +86,10 @@ pub struct Counts {
     pub conversions: u64,
     /// Conversions delivered whose page reported the pixel blocked or absent.
     pub conversions_unseen: u64,
+    /// Events accepted while the destination is not live: scored and counted, not sent.
+    /// Absent from hours stored before it existed, hence the default.
+    #[serde(default)]
+    pub not_live: u64,
 }
 
 impl Counts {
@@ -104,6 +108,7 @@ impl Counts {
             "failed_calls" => &mut self.failed_calls,
             "conversions" => &mut self.conversions,
             "conversions_unseen" => &mut self.conversions_unseen,
+            "not_live" => &mut self.not_live,
             _ => return false,
         };
         *slot = slot.saturating_add(value);
@@ -125,6 +130,7 @@ impl Counts {
             (&mut self.failed_calls, other.failed_calls),
             (&mut self.conversions, other.conversions),
             (&mut self.conversions_unseen, other.conversions_unseen),
+            (&mut self.not_live, other.not_live),
         ];
         for (mine, theirs) in pairs {
             *mine = mine.saturating_add(theirs);
@@ -247,11 +253,61 @@ pub struct Recovery {
     pub unseen_share: Option<f64>,
 }
 
+/// One hour of the hourly chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HourPoint {
+    /// Start of the hour, epoch milliseconds.
+    pub hour_ms: u64,
+    /// Events stored for delivery.
+    pub received: u64,
+    /// Events TikTok accepted.
+    pub delivered: u64,
+    /// Event retries scheduled.
+    pub retried: u64,
+    /// Events parked.
+    pub parked: u64,
+    /// Calls to TikTok that failed.
+    pub failed_calls: u64,
+    /// Calls to TikTok that came back.
+    pub calls: u64,
+    /// Median call latency, ms; `None` without calls.
+    pub p50: Option<u64>,
+    /// 95th percentile call latency, ms.
+    pub p95: Option<u64>,
+    /// 99th percentile call latency, ms.
+    pub p99: Option<u64>,
+}
+
+impl HourPoint {
+    fn from_parts(hour_ms: u64, counts: &Counts, latency: &LatencyHistogram) -> Self {
+        HourPoint {
+            hour_ms,
+            received: counts.received,
+            delivered: counts.delivered,
+            retried: counts.retried,
+            parked: counts.parked,
+            failed_calls: counts.failed_calls,
+            calls: counts.calls,
+            p50: latency.percentile(50.0),
+            p95: latency.percentile(95.0),
+            p99: latency.percentile(99.0),
+        }
+    }
+}
+
+/// Points in [`HealthReport::hourly`]: the 24 hours before the current one, and it.
+pub const HOURLY_POINTS: usize = 25;
+
 /// The health of one Dispatcher (one destination's access token).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthReport {
     /// Totals per window.
     pub windows: Windows,
+    /// Hour by hour, oldest first: the 24 hours before the current hour and the current,
+    /// partial hour, with empty hours as zeros so a chart's axis is continuous. Buckets
+    /// from the future (a clock that went back) count as the current hour, as in
+    /// [`in_window`]. Within the first day after the epoch there are fewer points.
+    pub hourly: Vec<HourPoint>,
     /// Match quality over the last 7 days.
     pub emq: EmqReport,
     /// Recovery over the last 7 days.
@@ -274,6 +330,7 @@ pub fn report(buckets: &[HourBucket], now_ms: u64) -> HealthReport {
     let (hour, day, week) = (merged(1), merged(24), merged(HISTORY_HOURS));
     let totals = |b: &HourBucket| WindowTotals::from_parts(&b.counts, &b.latency);
     HealthReport {
+        hourly: hourly(buckets, now_ms),
         windows: Windows {
             last_hour: totals(&hour),
             last_24h: totals(&day),
@@ -286,6 +343,32 @@ pub fn report(buckets: &[HourBucket], now_ms: u64) -> HealthReport {
             unseen_share: ratio(week.counts.conversions_unseen, week.counts.conversions),
         },
     }
+}
+
+/// The [`HOURLY_POINTS`] hours up to the current one, oldest first.
+fn hourly(buckets: &[HourBucket], now_ms: u64) -> Vec<HourPoint> {
+    let current = hour_of(now_ms);
+    let mut hours: Vec<(u64, Counts, LatencyHistogram)> = (0..HOURLY_POINTS as u64)
+        .rev()
+        .filter_map(|back| current.checked_sub(back * HOUR_MS))
+        .map(|hour_ms| (hour_ms, Counts::default(), LatencyHistogram::new()))
+        .collect();
+    let oldest = hours.first().map_or(current, |(hour_ms, _, _)| *hour_ms);
+    for bucket in buckets {
+        let hour_ms = hour_of(bucket.hour_ms).min(current);
+        if hour_ms < oldest {
+            continue;
+        }
+        let index = ((hour_ms - oldest) / HOUR_MS) as usize;
+        if let Some((_, counts, latency)) = hours.get_mut(index) {
+            counts.merge(&bucket.counts);
+            latency.merge(&bucket.latency);
+        }
+    }
+    hours
+        .iter()
+        .map(|(hour_ms, counts, latency)| HourPoint::from_parts(*hour_ms, counts, latency))
+        .collect()
 }
 
 fn ratio(part: u64, whole: u64) -> Option<f64> {
@@ -348,6 +431,118 @@ mod tests {
         // Exactly on the hour, the previous hour is still wholly inside the last hour.
         assert!(in_window(H - HOUR_MS, H, 1));
         assert!(!in_window(H - 2 * HOUR_MS, H, 1));
+    }
+
+    #[test]
+    fn not_live_is_a_metric_that_merges() {
+        let mut a = Counts::default();
+        assert!(a.add_metric("not_live", 3));
+        let mut b = Counts::default();
+        assert!(b.add_metric("not_live", 4));
+        a.merge(&b);
+        assert_eq!(a.not_live, 7);
+        let r = report(&[bucket(H, &[("not_live", 2)], &[])], NOW);
+        assert_eq!(r.windows.last_hour.counts.not_live, 2);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["windows"]["last_7d"]["not_live"], 2);
+        // Counts stored before the field existed still read.
+        let old: Counts = serde_json::from_str(
+            r#"{"received":1,"delivered":1,"retried":0,"parked":0,"held":0,"skipped":0,
+                "rejected":0,"requests":1,"calls":1,"failed_calls":0,"conversions":0,
+                "conversions_unseen":0}"#,
+        )
+        .unwrap();
+        assert_eq!((old.received, old.not_live), (1, 0));
+    }
+
+    #[test]
+    fn hourly_has_25_points_oldest_first_with_empty_hours() {
+        let r = report(&[], NOW);
+        assert_eq!(r.hourly.len(), HOURLY_POINTS);
+        for (i, point) in r.hourly.iter().enumerate() {
+            assert_eq!(point.hour_ms, H - (24 - i as u64) * HOUR_MS);
+            assert_eq!(
+                *point,
+                HourPoint {
+                    hour_ms: point.hour_ms,
+                    ..HourPoint::default()
+                }
+            );
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["hourly"].as_array().unwrap().len(), 25);
+        assert!(json["hourly"][0]["p50"].is_null());
+        assert_eq!(json["hourly"][24]["hour_ms"], H);
+        // Exactly on the hour, the new hour is the last point.
+        let on_the_hour = report(&[], H);
+        assert_eq!(on_the_hour.hourly[24].hour_ms, H);
+        assert_eq!(on_the_hour.hourly[0].hour_ms, H - 24 * HOUR_MS);
+    }
+
+    #[test]
+    fn hourly_places_each_bucket_in_its_hour() {
+        let buckets = [
+            bucket(
+                H,
+                &[("received", 5), ("delivered", 4), ("calls", 2)],
+                &[10, 30],
+            ),
+            bucket(H, &[("received", 1)], &[]),
+            bucket(
+                H - HOUR_MS,
+                &[
+                    ("parked", 2),
+                    ("retried", 3),
+                    ("failed_calls", 1),
+                    ("calls", 1),
+                ],
+                &[900],
+            ),
+            bucket(H - 24 * HOUR_MS, &[("delivered", 7)], &[]),
+            bucket(H - 25 * HOUR_MS, &[("delivered", 1_000)], &[]),
+            // A clock that went back: counted in the current hour.
+            bucket(H + 2 * HOUR_MS, &[("received", 10)], &[]),
+            // Not on the hour: its hour.
+            bucket(H - 3 * HOUR_MS + 5 * 60_000, &[("received", 3)], &[]),
+        ];
+        let r = report(&buckets, NOW);
+        let points = &r.hourly;
+        assert_eq!(points.len(), 25);
+        let now = &points[24];
+        assert_eq!(
+            (now.hour_ms, now.received, now.delivered, now.calls),
+            (H, 16, 4, 2)
+        );
+        assert_eq!((now.p50, now.p99), (Some(10), Some(30)));
+        let before = &points[23];
+        assert_eq!(
+            (
+                before.parked,
+                before.retried,
+                before.failed_calls,
+                before.calls
+            ),
+            (2, 3, 1, 1)
+        );
+        assert_eq!(
+            (before.p50, before.p95, before.p99),
+            (Some(900), Some(900), Some(900))
+        );
+        assert_eq!(points[21].received, 3);
+        assert_eq!(points[0].delivered, 7, "24 hours back is the first point");
+        let total: u64 = points.iter().map(|p| p.delivered).sum();
+        assert_eq!(total, 11, "25 hours back is outside");
+        assert!(points
+            .windows(2)
+            .all(|w| w[1].hour_ms == w[0].hour_ms + HOUR_MS));
+    }
+
+    #[test]
+    fn hourly_near_the_epoch_has_no_negative_hours() {
+        let r = report(&[bucket(0, &[("received", 1)], &[])], 2 * HOUR_MS + 5);
+        assert_eq!(r.hourly.len(), 3);
+        assert_eq!(r.hourly[0].hour_ms, 0);
+        assert_eq!(r.hourly[0].received, 1);
     }
 
     #[test]

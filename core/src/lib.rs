@@ -19,6 +19,10 @@
 //! [`seal`] keeps access tokens encrypted at rest (AES-256-GCM under `MASTER_KEY`, per host).
 //! [`latency`] keeps TikTok call times as mergeable histograms for delivery health;
 //! [`health`] builds a Dispatcher's delivery-health report from its hourly buckets.
+//! [`destination`] validates the settings the admin API stores for one site host, and the
+//! pixel baselines recovery is measured against.
+//! [`session`] signs the admin dashboard's session cookie; [`throttle`] slows down repeated
+//! failed admin logins from one address.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +32,7 @@ extern crate alloc;
 pub mod connection;
 pub mod consent;
 pub mod cookie;
+pub mod destination;
 pub mod event;
 pub mod hashing;
 pub mod health;
@@ -38,4 +43,6 @@ pub mod quality;
 pub mod ratelimit;
 pub mod retry;
 pub mod seal;
+pub mod session;
+pub mod throttle;
 pub mod tiktok;

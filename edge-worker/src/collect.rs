@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
+use ttedge_core::health::is_conversion;
 use ttedge_core::pipeline::{prepare_request, PreparedEvent, RequestContext, Status};
 use ttedge_core::quality::MatchQuality;
 use worker::{Env, Headers, Request, Response, Result};
@@ -21,6 +22,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Serialize)]
 struct CollectAnswer<'a> {
     accepted: usize,
+    /// `false` while the destination is being set up: events are scored and counted, not
+    /// sent.
+    live: bool,
     events: Vec<EventAnswer<'a>>,
 }
 
@@ -38,8 +42,8 @@ struct EventAnswer<'a> {
 }
 
 /// `OPTIONS /collect`: allowed origins get credentials-enabled CORS, others 403.
-pub fn preflight(req: &Request, env: &Env) -> Result<Response> {
-    let site = match config::load(env) {
+pub async fn preflight(req: &Request, env: &Env) -> Result<Response> {
+    let site = match config::for_host(env, &request_host(req)?).await {
         Ok(site) => site,
         Err(error) => return error.into_response(),
     };
@@ -54,14 +58,15 @@ pub fn preflight(req: &Request, env: &Env) -> Result<Response> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
-/// `POST /collect`.
+/// `POST /collect`, for the destination of the request's host.
 pub async fn collect(req: Request, env: &Env) -> Result<Response> {
-    let site = match config::load(env) {
+    let host = request_host(&req)?;
+    let site = match config::for_host(env, &host).await {
         Ok(site) => site,
         Err(error) => return error.into_response(),
     };
     let origin = req.headers().get("Origin")?;
-    let response = match handle(req, env, &site, origin.as_deref()).await {
+    let response = match handle(req, env, &site, &host, origin.as_deref()).await {
         Ok(response) => response,
         Err(error) => error.into_response()?,
     };
@@ -78,6 +83,7 @@ async fn handle(
     mut req: Request,
     env: &Env,
     site: &SiteConfig,
+    host: &str,
     origin: Option<&str>,
 ) -> std::result::Result<Response, ApiError> {
     // A browser always sends Origin on a cross-origin POST; servers and curl may not.
@@ -107,8 +113,7 @@ async fn handle(
         headers.get("Accept-Language")?,
         headers.get("Cookie")?,
     );
-    let host = req.url()?.host_str().unwrap_or_default().to_string();
-    let cookie_domain = site.cookie_domain_for(&host);
+    let cookie_domain = site.cookie_domain_for(host);
     let ctx = RequestContext {
         now_ms: runtime::now_ms(),
         ttp_random: Some(runtime::random_bytes()?),
@@ -132,6 +137,7 @@ async fn handle(
         .collect();
     let response = Response::from_json(&CollectAnswer {
         accepted: answers.iter().filter(|a| a.status == "ready").count(),
+        live: site.live,
         events: answers,
     })?
     .with_status(202);
@@ -143,7 +149,10 @@ async fn handle(
 
 /// What the Dispatcher stores: the ready elements, and counts of the rest for health.
 fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<Intake, ApiError> {
-    let mut intake = Intake::default();
+    let mut intake = Intake {
+        live: site.live,
+        ..Intake::default()
+    };
     for event in events {
         if let Some(emq) = &event.emq {
             intake.quality.add(emq);
@@ -164,6 +173,7 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<In
             test_event_code: site.destination.test_event_code.clone(),
             pixel_status: event.pixel,
             score: event.emq.as_ref().map(|emq| emq.score.0),
+            conversion: is_conversion(name, &site.conversion_events),
             element: serde_json::to_string(element)
                 .map_err(|e| worker::Error::from(e.to_string()))?,
         });
@@ -239,6 +249,15 @@ fn check_content_type(content_type: Option<&str>) -> std::result::Result<(), Api
     }
 }
 
+/// The site host the request came to (without port), lower-case.
+fn request_host(req: &Request) -> Result<String> {
+    Ok(req
+        .url()?
+        .host_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase())
+}
+
 fn too_large() -> ApiError {
     ApiError::new(
         413,
@@ -252,7 +271,7 @@ fn origin_refused(origin: &str) -> ApiError {
     ApiError::new(
         403,
         "origin_not_allowed",
-        format!("origin {shown} is not in SITE_ORIGINS"),
+        format!("origin {shown} is not among this site's origins (SITE_ORIGINS)"),
     )
 }
 

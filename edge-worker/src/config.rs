@@ -1,15 +1,23 @@
-//! Single-site configuration from `wrangler.toml` vars and secrets.
+//! Which destination serves a site host: one stored through the admin API (the Config
+//! Durable Object), else the single-site default from `wrangler.toml` vars and secrets.
 //!
-//! Every problem is collected, not just the first, so an operator fixes them in one go.
-//! Nothing here panics on a missing or malformed value.
+//! Every problem with the vars is collected, not just the first, so an operator fixes them
+//! in one go. Nothing here panics on a missing or malformed value.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use ttedge_core::cookie::PublicSuffixList;
-use ttedge_core::mapping::NameRules;
+use ttedge_core::destination::origin_problem;
 use ttedge_core::pipeline::Destination;
 use ttedge_core::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
+use ttedge_core::seal::{self, MasterKey};
 use worker::Env;
 
+use crate::config_store::{self, StoredDestination};
 use crate::error::ApiError;
+use crate::runtime;
 
 /// TikTok's production API.
 pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
@@ -17,14 +25,38 @@ pub const DEFAULT_API_BASE: &str = "https://business-api.tiktok.com";
 /// How long one call to TikTok may take before it counts as a time-out.
 pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 
+/// How long an isolate trusts what it read from the Config object. Short, so a change made
+/// through another isolate reaches `/collect` soon; long enough that a busy site asks the
+/// Config object about once per isolate every half minute, not once per request.
+pub const CACHE_TTL_MS: u64 = 30_000;
+
 thread_local! {
     /// Parsed once per isolate, on the first request that needs it.
     static SUFFIXES: PublicSuffixList = PublicSuffixList::embedded();
+    /// Stored destinations by site host (`None`: nothing stored for that host).
+    static CACHE: RefCell<HashMap<String, CachedSite>> = RefCell::new(HashMap::new());
+}
+
+struct CachedSite {
+    fetched_ms: u64,
+    site: Option<Rc<SiteConfig>>,
+}
+
+/// Where a destination's settings come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `wrangler.toml` vars and the `TIKTOK_ACCESS_TOKEN` secret.
+    Vars,
+    /// Stored through the admin API for this site host; the token is sealed under
+    /// `MASTER_KEY` with the host as associated data.
+    Stored { host: String, sealed_token: String },
 }
 
 /// What the Worker needs to run one site.
 #[derive(Clone)]
 pub struct SiteConfig {
+    /// Where the settings come from.
+    pub source: Source,
     /// Where events go.
     pub destination: Destination,
     /// The TikTok access token. Never logged, never answered, never in an object name.
@@ -39,10 +71,15 @@ pub struct SiteConfig {
     pub rate_limit_per_minute: u32,
     /// Time-out of one TikTok call.
     pub timeout_ms: u32,
+    /// Off: events are accepted, scored and counted, but not sent.
+    pub live: bool,
+    /// TikTok names counted as conversions besides `CompletePayment`, `PlaceAnOrder` and
+    /// `Purchase`.
+    pub conversion_events: Vec<String>,
 }
 
 impl SiteConfig {
-    /// Reads and checks every setting; `Err` lists every problem found.
+    /// The default destination from vars and secrets; `Err` lists every problem found.
     pub fn from_env(env: &Env) -> Result<SiteConfig, Vec<String>> {
         let mut problems = Vec::new();
         let pixel_id = match var(env, "TIKTOK_PIXEL_ID") {
@@ -63,19 +100,13 @@ impl SiteConfig {
             );
             String::new()
         });
-        let api_base = var(env, "TIKTOK_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into());
-        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-            problems.push(format!(
-                "TIKTOK_API_BASE must be an http(s) URL, found {api_base:?}"
-            ));
-        }
+        let (api_base, timeout_ms) = transport(env, &mut problems);
         let rate_limit_per_minute = positive(
             env,
             "RATE_LIMIT_PER_MINUTE",
             DEFAULT_LIMIT_PER_MINUTE,
             &mut problems,
         );
-        let timeout_ms = positive(env, "TIKTOK_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, &mut problems);
         let site_origins = var(env, "SITE_ORIGINS")
             .map(|list| {
                 list.split(',')
@@ -96,17 +127,42 @@ impl SiteConfig {
             return Err(problems);
         }
         Ok(SiteConfig {
+            source: Source::Vars,
             destination: Destination {
                 pixel_id,
                 test_event_code,
-                names: NameRules::default(),
+                names: Default::default(),
             },
             access_token,
             site_origins,
             cookie_domain,
-            api_base: api_base.trim_end_matches('/').to_string(),
+            api_base,
             rate_limit_per_minute,
             timeout_ms,
+            live: true,
+            conversion_events: Vec::new(),
+        })
+    }
+
+    /// A stored destination, its token opened with `MASTER_KEY`.
+    pub fn from_stored(env: &Env, stored: &StoredDestination) -> Result<SiteConfig, ApiError> {
+        let access_token = open_token(env, &stored.host, &stored.sealed_token)?;
+        let (api_base, timeout_ms) = transport_from_env(env)?;
+        let settings = &stored.settings;
+        Ok(SiteConfig {
+            source: Source::Stored {
+                host: stored.host.clone(),
+                sealed_token: stored.sealed_token.clone(),
+            },
+            destination: settings.pipeline_destination(),
+            access_token,
+            site_origins: settings.site_origins.clone(),
+            cookie_domain: settings.cookie_domain.clone(),
+            api_base,
+            rate_limit_per_minute: settings.rate_limit_per_minute,
+            timeout_ms,
+            live: settings.live,
+            conversion_events: settings.conversion_events.clone(),
         })
     }
 
@@ -129,38 +185,124 @@ impl SiteConfig {
     }
 }
 
-/// The configuration, or the 503 answer that lists what is wrong.
+/// The default destination, or the 503 answer that lists what is wrong.
 pub fn load(env: &Env) -> Result<SiteConfig, ApiError> {
-    SiteConfig::from_env(env).map_err(|problems| {
-        worker::console_error!("ttedge is misconfigured: {}", problems.join("; "));
-        let mut error = ApiError::new(
+    SiteConfig::from_env(env).map_err(misconfigured)
+}
+
+/// Whether the `wrangler.toml` default destination is meant to exist: a pixel or a token is
+/// set. A Worker that only serves admin-stored destinations sets neither.
+pub fn has_default(env: &Env) -> bool {
+    var(env, "TIKTOK_PIXEL_ID").is_some() || secret(env, "TIKTOK_ACCESS_TOKEN").is_some()
+}
+
+fn misconfigured(problems: Vec<String>) -> ApiError {
+    worker::console_error!("ttedge is misconfigured: {}", problems.join("; "));
+    let mut error = ApiError::new(
+        503,
+        "misconfigured",
+        "ttedge is not configured for this site; see `problems`",
+    );
+    error.problems = problems;
+    error
+}
+
+/// The destination of the site host `host`: the one stored through the admin API, else the
+/// `wrangler.toml` default.
+///
+/// Answers are cached per isolate for [`CACHE_TTL_MS`]; admin writes in this isolate call
+/// [`forget`], and other isolates see a change within the TTL.
+pub async fn for_host(env: &Env, host: &str) -> Result<Rc<SiteConfig>, ApiError> {
+    let host = host.to_ascii_lowercase();
+    let now = runtime::now_ms();
+    let cached = CACHE.with(|cache| {
+        cache
+            .borrow()
+            .get(&host)
+            .filter(|entry| now.saturating_sub(entry.fetched_ms) < CACHE_TTL_MS)
+            .map(|entry| entry.site.clone())
+    });
+    let stored = match cached {
+        Some(site) => site,
+        None => {
+            let site = match config_store::get(env, &host).await? {
+                Some(stored) => Some(Rc::new(SiteConfig::from_stored(env, &stored)?)),
+                None => None,
+            };
+            let entry = CachedSite {
+                fetched_ms: now,
+                site: site.clone(),
+            };
+            CACHE.with(|cache| cache.borrow_mut().insert(host.clone(), entry));
+            site
+        }
+    };
+    match stored {
+        Some(site) => Ok(site),
+        None if has_default(env) => load(env).map(Rc::new),
+        None => Err(ApiError::new(
+            404,
+            "unknown_site",
+            format!(
+                "no destination is set up for {host}; add one with PUT /admin/api/destinations/{host}"
+            ),
+        )),
+    }
+}
+
+/// Drops this isolate's cached answer for `host` after an admin change.
+pub fn forget(host: &str) {
+    CACHE.with(|cache| cache.borrow_mut().remove(&host.to_ascii_lowercase()));
+}
+
+/// `MASTER_KEY`, which seals access tokens at rest.
+pub fn master_key(env: &Env) -> Result<MasterKey, ApiError> {
+    let text = secret(env, "MASTER_KEY").ok_or_else(|| {
+        ApiError::new(
             503,
-            "misconfigured",
-            "ttedge is not configured for this site; see `problems`",
-        );
-        error.problems = problems;
-        error
+            "master_key_missing",
+            "set the MASTER_KEY secret (32 random bytes as 64 hex characters) to store destinations",
+        )
+    })?;
+    MasterKey::parse(&text).map_err(|error| ApiError::new(503, error.code(), error.to_string()))
+}
+
+/// Opens a sealed token; a changed `MASTER_KEY` is a clear 503, never a garbage token.
+pub fn open_token(env: &Env, host: &str, sealed: &str) -> Result<String, ApiError> {
+    seal::open(&master_key(env)?, sealed, host).map_err(|error| {
+        worker::console_error!("the access token of {host} does not open: {}", error.code());
+        ApiError::new(
+            503,
+            "token_unreadable",
+            format!(
+                "the stored access token of {host} cannot be opened ({error}); if MASTER_KEY \
+                 changed, enter the token again with PUT /admin/api/destinations/{host}"
+            ),
+        )
     })
 }
 
-/// An origin as a browser sends it: `https://host[:port]`; `http://` only for local hosts.
-fn origin_problem(origin: &str) -> Option<String> {
-    let host = match origin.split_once("://") {
-        Some(("https", host)) => host,
-        Some(("http", host)) if is_local(host) => host,
-        _ => return Some(format!("{origin:?} is not an https:// origin")),
-    };
-    if host.is_empty() || host.contains('/') {
-        return Some(format!(
-            "{origin:?} must be scheme://host[:port], without a path"
-        ));
+/// `TIKTOK_API_BASE` and `TIKTOK_TIMEOUT_MS`, or the 503 answer naming what is wrong.
+pub fn transport_from_env(env: &Env) -> Result<(String, u32), ApiError> {
+    let mut problems = Vec::new();
+    let transport = transport(env, &mut problems);
+    if problems.is_empty() {
+        Ok(transport)
+    } else {
+        Err(misconfigured(problems))
     }
-    None
 }
 
-fn is_local(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    name == "localhost" || name == "127.0.0.1" || name.ends_with(".localhost")
+/// `TIKTOK_API_BASE` and `TIKTOK_TIMEOUT_MS`, shared by every destination.
+fn transport(env: &Env, problems: &mut Vec<String>) -> (String, u32) {
+    let api_base = var(env, "TIKTOK_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.into());
+    if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+        problems.push(format!(
+            "TIKTOK_API_BASE must be an http(s) URL, found {api_base:?}"
+        ));
+    }
+    let timeout_ms = positive(env, "TIKTOK_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, problems);
+    (api_base.trim_end_matches('/').to_string(), timeout_ms)
 }
 
 fn positive(env: &Env, name: &str, default: u32, problems: &mut Vec<String>) -> u32 {

@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ttedge_core::connection;
+use ttedge_core::destination::day_of;
 use ttedge_core::event::PixelStatus;
 use ttedge_core::health::{self, HourBucket};
 use ttedge_core::latency::LatencyHistogram;
@@ -33,7 +34,7 @@ use worker::{
     SqlStorage, SqlStorageValue, State,
 };
 
-use crate::config::SiteConfig;
+use crate::config::{self, SiteConfig, Source};
 use crate::error::ApiError;
 use crate::runtime::now_ms;
 use crate::tiktok_client::post_track;
@@ -53,9 +54,8 @@ const DEDUPE_WINDOW_MS: u64 = 48 * 60 * 60 * 1_000;
 const HISTORY_MS: u64 = 7 * 24 * 60 * 60 * 1_000;
 /// Failed calls listed by `GET /health`.
 const LAST_ERRORS: i64 = 20;
-/// Names a destination marks as conversions besides core's `CONVERSIONS`; none for the
-/// single-site default destination yet.
-const EXTRA_CONVERSIONS: &[String] = &[];
+/// Daily conversion counts are kept this long, for baselines imported from Ads Manager.
+const CONVERSION_DAYS_KEPT: u32 = 400;
 /// When configuration is broken, look again after this long.
 const CONFIG_RETRY_MS: u64 = 60_000;
 
@@ -79,7 +79,8 @@ const SCHEMA: &[&str] = &[
         http_status     INTEGER,
         tiktok_code     INTEGER,
         message         TEXT,
-        hint            TEXT
+        hint            TEXT,
+        conversion      INTEGER NOT NULL DEFAULT 0
     )",
     // One copy of an event per pixel, name and test code: a resent event is not queued twice.
     "CREATE UNIQUE INDEX IF NOT EXISTS queue_event
@@ -114,7 +115,65 @@ const SCHEMA: &[&str] = &[
         latency TEXT,
         quality TEXT
     )",
+    // Conversions delivered per UTC day and pixel, for the recovery against a baseline.
+    "CREATE TABLE IF NOT EXISTS conversions_daily (
+        day        INTEGER NOT NULL,
+        pixel_code TEXT    NOT NULL,
+        delivered  INTEGER NOT NULL,
+        PRIMARY KEY (day, pixel_code)
+    )",
+    // How to reach TikTok for this token, as the Worker last said (see `Credentials`).
+    "CREATE TABLE IF NOT EXISTS credentials (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        host         TEXT,
+        sealed_token TEXT,
+        rate_limit   INTEGER NOT NULL
+    )",
 ];
+
+/// Columns added after the first release; `ALTER TABLE` fails harmlessly once they exist.
+const MIGRATIONS: &[&str] = &["ALTER TABLE queue ADD COLUMN conversion INTEGER NOT NULL DEFAULT 0"];
+
+/// Header that carries [`Credentials`] on every call from the Worker.
+const CREDENTIALS_HEADER: &str = "Ttedge-Credentials";
+
+/// How the Dispatcher reaches TikTok when its alarm fires with no request at hand: the
+/// Worker sends these with every call and the object keeps the latest. A stored
+/// destination's token travels and rests only sealed (with its site host as associated
+/// data); the `wrangler.toml` default's token is read from the secret.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The site host whose sealed token this is; `None` for the default destination.
+    pub host: Option<String>,
+    /// The token sealed under `MASTER_KEY`; `None` for the default destination.
+    pub sealed_token: Option<String>,
+    /// Requests per sliding minute.
+    pub rate_limit_per_minute: u32,
+}
+
+impl Credentials {
+    fn of(site: &SiteConfig) -> Credentials {
+        let (host, sealed_token) = match &site.source {
+            Source::Vars => (None, None),
+            Source::Stored { host, sealed_token } => {
+                (Some(host.clone()), Some(sealed_token.clone()))
+            }
+        };
+        Credentials {
+            host,
+            sealed_token,
+            rate_limit_per_minute: site.rate_limit_per_minute,
+        }
+    }
+}
+
+/// What one send needs: where, with which token, how fast.
+struct Delivery {
+    api_base: String,
+    access_token: String,
+    timeout_ms: u32,
+    rate_limit_per_minute: u32,
+}
 
 /// What the Worker hands over for one collect request.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -130,6 +189,8 @@ pub struct Intake {
     /// Match quality of the request's scored events (ready and held), merged into the hour.
     #[serde(default)]
     pub quality: QualitySummary,
+    /// Off: the destination is being set up; the events are counted, never stored or sent.
+    pub live: bool,
 }
 
 /// One ready event.
@@ -147,6 +208,8 @@ pub struct IntakeEvent {
     pub pixel_status: Option<PixelStatus>,
     /// Match quality in hundredths.
     pub score: Option<u32>,
+    /// Whether the destination counts this event as a conversion.
+    pub conversion: bool,
     /// The serialised `data[]` element.
     pub element: String,
 }
@@ -224,7 +287,7 @@ impl ParkedPage {
             Some(text) => match text.trim().parse::<u32>() {
                 Ok(n) if (1..=Self::MAX_LIMIT).contains(&n) => n,
                 _ => {
-                    return Err(field_error(
+                    return Err(ApiError::invalid_field(
                         "limit",
                         format!("limit must be a whole number from 1 to {}", Self::MAX_LIMIT),
                     ))
@@ -234,7 +297,7 @@ impl ParkedPage {
         let after = match after {
             None => 0,
             Some(text) => text.trim().parse::<u64>().map_err(|_| {
-                field_error(
+                ApiError::invalid_field(
                     "after",
                     "after must be a whole number: the next_after of the previous page",
                 )
@@ -280,10 +343,26 @@ pub async fn test(env: &Env, site: &SiteConfig, test: &TestCall) -> Result<Respo
     call(env, site, Method::Post, "/test", Some(test)).await
 }
 
-fn field_error(path: &str, message: impl Into<String>) -> ApiError {
-    let mut error = ApiError::new(400, "invalid_field", message);
-    error.path = Some(path.to_string());
-    error
+/// Conversions delivered for a pixel per inclusive range of UTC days (days since the
+/// epoch), in the order asked.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConversionQuery {
+    /// `event_source_id`.
+    pub pixel_code: String,
+    /// `(first day, last day)` pairs.
+    pub ranges: Vec<(u32, u32)>,
+}
+
+/// Conversions delivered in each range of `query`.
+pub async fn conversions(
+    env: &Env,
+    site: &SiteConfig,
+    query: &ConversionQuery,
+) -> Result<Vec<u64>> {
+    call(env, site, Method::Post, "/conversions", Some(query))
+        .await?
+        .json()
+        .await
 }
 
 fn queue_unavailable() -> ApiError {
@@ -305,14 +384,18 @@ async fn call(
         .durable_object(BINDING)?
         .id_from_name(&site.dispatcher_name())?
         .get_stub()?;
+    let headers = Headers::new();
+    headers.set(
+        CREDENTIALS_HEADER,
+        &serde_json::to_string(&Credentials::of(site))?,
+    )?;
     let mut init = RequestInit::new();
     init.with_method(method);
     if let Some(body) = body {
-        let headers = Headers::new();
         headers.set("Content-Type", "application/json")?;
-        init.with_headers(headers)
-            .with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
+        init.with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
     }
+    init.with_headers(headers);
     // A stub ignores the host; only the path matters.
     let request = Request::new_with_init(&format!("https://dispatcher{path}"), &init)?;
     stub.fetch_with_request(request).await
@@ -333,10 +416,17 @@ impl DurableObject for Dispatcher {
                 worker::console_error!("dispatcher schema: {error}");
             }
         }
+        for statement in MIGRATIONS {
+            // Fails with "duplicate column" on every start but the first: nothing to do.
+            let _ = sql.exec(statement, None);
+        }
         Dispatcher { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if let Some(header) = req.headers().get(CREDENTIALS_HEADER)? {
+            self.remember(&serde_json::from_str(&header)?)?;
+        }
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/enqueue") => {
                 let intake: Intake = req.json().await?;
@@ -369,6 +459,10 @@ impl DurableObject for Dispatcher {
                 let test: TestCall = req.json().await?;
                 self.connection_test(test).await
             }
+            (Method::Post, "/conversions") => {
+                let query: ConversionQuery = req.json().await?;
+                Response::from_json(&self.conversions(&query)?)
+            }
             _ => ApiError::new(404, "not_found", "no such dispatcher route").into_response(),
         }
     }
@@ -383,13 +477,13 @@ impl DurableObject for Dispatcher {
 #[derive(Deserialize)]
 struct QueuedRow {
     seq: i64,
-    event_name: String,
     pixel_status: Option<String>,
     pixel_code: String,
     test_event_code: Option<String>,
     element: String,
     attempts: u32,
     batch_limit: usize,
+    conversion: i64,
 }
 
 #[derive(Deserialize)]
@@ -546,13 +640,24 @@ impl Dispatcher {
         let now = now_ms();
         let sql = self.sql();
         let mut answer = IntakeAnswer::default();
+        self.count(now, "held", u64::from(intake.held))?;
+        self.count(now, "skipped", u64::from(intake.skipped))?;
+        self.count(now, "rejected", u64::from(intake.rejected))?;
+        if intake.quality.events > 0 {
+            self.merge_health(now, None, Some(&intake.quality))?;
+        }
+        if !intake.live {
+            return self
+                .count(now, "not_live", intake.events.len() as u64)
+                .map(|()| answer);
+        }
         for event in &intake.events {
             let inserted: Vec<serde::de::IgnoredAny> = sql
                 .exec(
                     "INSERT OR IGNORE INTO queue (event_id, event_name, pixel_code,
                         test_event_code, pixel_status, score, element, received_ms,
-                        next_attempt_ms)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                        next_attempt_ms, conversion)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                     vec![
                         event.event_id.clone().into(),
                         event.event_name.clone().into(),
@@ -565,6 +670,7 @@ impl Dispatcher {
                         event.element.clone().into(),
                         int(now),
                         int(now),
+                        i64::from(event.conversion).into(),
                     ],
                 )?
                 .to_array()?;
@@ -575,12 +681,6 @@ impl Dispatcher {
             }
         }
         self.count(now, "received", u64::from(answer.queued))?;
-        self.count(now, "held", u64::from(intake.held))?;
-        self.count(now, "skipped", u64::from(intake.skipped))?;
-        self.count(now, "rejected", u64::from(intake.rejected))?;
-        if intake.quality.events > 0 {
-            self.merge_health(now, None, Some(&intake.quality))?;
-        }
         if answer.queued > 0 {
             self.ensure_alarm(now + BATCH_WINDOW_MS).await?;
         }
@@ -604,13 +704,10 @@ impl Dispatcher {
 
     /// The send loop, run by the alarm.
     async fn deliver(&self) -> Result<()> {
-        let site = match SiteConfig::from_env(&self.env) {
-            Ok(site) => site,
-            Err(problems) => {
-                worker::console_error!(
-                    "dispatcher cannot send, configuration: {}",
-                    problems.join("; ")
-                );
+        let delivery = match self.delivery() {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                worker::console_error!("dispatcher cannot send: {}", error.message);
                 let retry_at = now_ms() + CONFIG_RETRY_MS;
                 return self.state.storage().set_alarm(at_epoch_ms(retry_at)).await;
             }
@@ -618,12 +715,12 @@ impl Dispatcher {
         for _ in 0..MAX_REQUESTS_PER_ALARM {
             let now = now_ms();
             // Read afresh each time: a connection test may have sent while we awaited.
-            let mut window = self.rate_window(site.rate_limit_per_minute)?;
+            let mut window = self.rate_window(delivery.rate_limit_per_minute)?;
             let due: Vec<QueuedRow> = self
                 .sql()
                 .exec(
-                    "SELECT seq, event_name, pixel_status, pixel_code, test_event_code, element,
-                        attempts, batch_limit
+                    "SELECT seq, pixel_status, pixel_code, test_event_code, element,
+                        attempts, batch_limit, conversion
                      FROM queue WHERE state = 'queued' AND next_attempt_ms <= ?
                      ORDER BY seq LIMIT 1000",
                     vec![int(now)],
@@ -638,7 +735,7 @@ impl Dispatcher {
             // Counted from when the answer came back, the latest moment TikTok can have
             // counted the request: a slow request never squeezes the next window.
             let send = self.record_send(now)?;
-            let answered_at = self.send(&site, &batch).await?;
+            let answered_at = self.send(&delivery, &batch).await?;
             self.settle_send(send, answered_at)?;
         }
         self.prune(now_ms())?;
@@ -654,7 +751,7 @@ impl Dispatcher {
     }
 
     /// Sends one batch, records what became of it, and returns when the answer came back.
-    async fn send(&self, site: &SiteConfig, batch: &[&QueuedRow]) -> Result<u64> {
+    async fn send(&self, delivery: &Delivery, batch: &[&QueuedRow]) -> Result<u64> {
         let Some(first) = batch.first() else {
             return Ok(now_ms());
         };
@@ -671,7 +768,13 @@ impl Dispatcher {
         let n = batch.len() as u64;
         self.count(sent_at, "requests", 1)?;
         self.count(sent_at, "sent", n)?;
-        let outcome = post_track(&site.api_base, &site.access_token, body, site.timeout_ms).await;
+        let outcome = post_track(
+            &delivery.api_base,
+            &delivery.access_token,
+            body,
+            delivery.timeout_ms,
+        )
+        .await;
 
         // Everything below is synchronous SQL: it commits as one unit.
         let now = now_ms();
@@ -693,13 +796,16 @@ impl Dispatcher {
                     )?;
                 }
                 self.count(now, "delivered", n)?;
-                let conversions = batch
-                    .iter()
-                    .filter(|row| health::is_conversion(&row.event_name, EXTRA_CONVERSIONS));
                 let (mut delivered, mut unseen) = (0, 0);
-                for row in conversions {
+                for row in batch.iter().filter(|row| row.conversion != 0) {
                     delivered += 1;
                     unseen += u64::from(pixel_unseen(row.pixel_status.as_deref()));
+                    sql.exec(
+                        "INSERT INTO conversions_daily (day, pixel_code, delivered)
+                         VALUES (?, ?, 1) ON CONFLICT (day, pixel_code)
+                         DO UPDATE SET delivered = delivered + 1",
+                        vec![i64::from(day_of(now)).into(), row.pixel_code.clone().into()],
+                    )?;
                 }
                 self.count(now, "conversions", delivered)?;
                 self.count(now, "conversions_unseen", unseen)?;
@@ -825,12 +931,12 @@ impl Dispatcher {
     /// loop, recorded in `calls` and health, but never queued nor counted as an event
     /// received, sent or delivered.
     async fn connection_test(&self, test: TestCall) -> Result<Response> {
-        let site = match crate::config::load(&self.env) {
-            Ok(site) => site,
+        let delivery = match self.delivery() {
+            Ok(delivery) => delivery,
             Err(error) => return error.into_response(),
         };
         let now = now_ms();
-        let mut window = self.rate_window(site.rate_limit_per_minute)?;
+        let mut window = self.rate_window(delivery.rate_limit_per_minute)?;
         if let Err(free_at) = window.check(now) {
             let retry_after_ms = free_at.saturating_sub(now);
             let body = serde_json::json!({
@@ -856,7 +962,13 @@ impl Dispatcher {
         let body = request_body(key, &[&*element]);
         let send = self.record_send(now)?;
         self.count(now, "requests", 1)?;
-        let outcome = post_track(&site.api_base, &site.access_token, body, site.timeout_ms).await;
+        let outcome = post_track(
+            &delivery.api_base,
+            &delivery.access_token,
+            body,
+            delivery.timeout_ms,
+        )
+        .await;
         let answered_at = now_ms();
         self.settle_send(send, answered_at)?;
         self.record_call(
@@ -875,6 +987,96 @@ impl Dispatcher {
             message: read.message,
             hint: read.hint,
         })
+    }
+
+    /// Keeps what the Worker said about reaching TikTok; writes only when it changed.
+    fn remember(&self, credentials: &Credentials) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO credentials (id, host, sealed_token, rate_limit) VALUES (1, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET host = excluded.host,
+                sealed_token = excluded.sealed_token, rate_limit = excluded.rate_limit
+             WHERE host IS NOT excluded.host OR sealed_token IS NOT excluded.sealed_token
+                OR rate_limit IS NOT excluded.rate_limit",
+            vec![
+                optional_text(credentials.host.clone()),
+                optional_text(credentials.sealed_token.clone()),
+                i64::from(credentials.rate_limit_per_minute).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The credentials last remembered; `None` before any call.
+    fn credentials(&self) -> Result<Option<Credentials>> {
+        #[derive(Deserialize)]
+        struct Row {
+            host: Option<String>,
+            sealed_token: Option<String>,
+            rate_limit: f64,
+        }
+        let rows: Vec<Row> = self
+            .sql()
+            .exec(
+                "SELECT host, sealed_token, rate_limit FROM credentials",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| Credentials {
+            host: row.host,
+            sealed_token: row.sealed_token,
+            rate_limit_per_minute: row.rate_limit as u32,
+        }))
+    }
+
+    /// The token and transport for a send: a stored destination's sealed token opened with
+    /// `MASTER_KEY`, or the default destination's secret.
+    fn delivery(&self) -> std::result::Result<Delivery, ApiError> {
+        match self.credentials()? {
+            Some(Credentials {
+                host: Some(host),
+                sealed_token: Some(sealed),
+                rate_limit_per_minute,
+            }) => {
+                let access_token = config::open_token(&self.env, &host, &sealed)?;
+                let (api_base, timeout_ms) = config::transport_from_env(&self.env)?;
+                Ok(Delivery {
+                    api_base,
+                    access_token,
+                    timeout_ms,
+                    rate_limit_per_minute,
+                })
+            }
+            _ => {
+                let site = config::load(&self.env)?;
+                Ok(Delivery {
+                    api_base: site.api_base,
+                    access_token: site.access_token,
+                    timeout_ms: site.timeout_ms,
+                    rate_limit_per_minute: site.rate_limit_per_minute,
+                })
+            }
+        }
+    }
+
+    /// Conversions delivered for `query.pixel_code` in each range of days.
+    fn conversions(&self, query: &ConversionQuery) -> Result<Vec<u64>> {
+        let mut counts = Vec::with_capacity(query.ranges.len());
+        for &(first, last) in &query.ranges {
+            let rows: Vec<Count> = self
+                .sql()
+                .exec(
+                    "SELECT IFNULL(SUM(delivered), 0) AS n FROM conversions_daily
+                     WHERE pixel_code = ? AND day BETWEEN ? AND ?",
+                    vec![
+                        query.pixel_code.clone().into(),
+                        i64::from(first).into(),
+                        i64::from(last).into(),
+                    ],
+                )?
+                .to_array()?;
+            counts.push(rows.first().map_or(0, |row| row.n as u64));
+        }
+        Ok(counts)
     }
 
     fn rate_window(&self, limit: u32) -> Result<SlidingWindow> {
@@ -1067,8 +1269,9 @@ impl Dispatcher {
 
     /// Sends counted in the current rate window, against the configured limit.
     fn rate_window_use(&self, now: u64) -> Result<RateWindow> {
-        let limit = SiteConfig::from_env(&self.env)
-            .map_or(DEFAULT_LIMIT_PER_MINUTE, |site| site.rate_limit_per_minute);
+        let limit = self
+            .credentials()?
+            .map_or(DEFAULT_LIMIT_PER_MINUTE, |c| c.rate_limit_per_minute);
         let mut window = self.rate_window(limit)?;
         Ok(RateWindow {
             used: window.used(now),
@@ -1118,6 +1321,10 @@ impl Dispatcher {
             vec![oldest_hour.clone()],
         )?;
         sql.exec("DELETE FROM health WHERE hour < ?", vec![oldest_hour])?;
+        sql.exec(
+            "DELETE FROM conversions_daily WHERE day < ?",
+            vec![i64::from(day_of(now).saturating_sub(CONVERSION_DAYS_KEPT)).into()],
+        )?;
         Ok(())
     }
 

@@ -19,6 +19,9 @@ pub struct ApiError {
     /// Further problems, such as every invalid setting at once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// When to try again, in seconds; also sent as `Retry-After`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -30,14 +33,28 @@ impl ApiError {
             message: message.into(),
             path: None,
             problems: Vec::new(),
+            retry_after_s: None,
         }
+    }
+
+    /// An `invalid_field` error about `path`.
+    pub fn invalid_field(path: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut error = ApiError::new(400, "invalid_field", message);
+        error.path = Some(path.into());
+        error
     }
 
     /// `{"error": {...}}` with the status.
     pub fn into_response(self) -> Result<Response> {
         let status = self.status;
-        Response::from_json(&serde_json::json!({ "error": self }))
-            .map(|response| response.with_status(status))
+        let retry_after = self.retry_after_s;
+        let response = Response::from_json(&serde_json::json!({ "error": self }))?;
+        if let Some(seconds) = retry_after {
+            response
+                .headers()
+                .set("Retry-After", &seconds.to_string())?;
+        }
+        Ok(response.with_status(status))
     }
 }
 
@@ -53,6 +70,7 @@ impl From<InputError> for ApiError {
             path: error.path().map(str::to_string),
             message: error.to_string(),
             problems: Vec::new(),
+            retry_after_s: None,
         }
     }
 }

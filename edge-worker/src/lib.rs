@@ -4,12 +4,16 @@
 //! Durable Object and outbound fetch. Every rule of the domain lives in `ttedge-core`.
 //!
 //! One file per role: [`router`] picks the handler, [`collect`] is the collect API,
-//! [`dispatcher`] the per-token Durable Object, [`tiktok_client`] the outbound call,
-//! [`admin`] the operator's view, [`sdk`] the browser snippet.
+//! [`dispatcher`] the per-token Durable Object, [`config_store`] the Durable Object of stored
+//! destinations, [`config`] which destination serves a host, [`tiktok_client`] the
+//! outbound call, [`admin`] the operator's API, [`dashboard`] its page, [`sdk`] the browser
+//! snippet.
 
 mod admin;
 mod collect;
 mod config;
+mod config_store;
+mod dashboard;
 mod dispatcher;
 mod error;
 mod router;
@@ -17,6 +21,7 @@ mod runtime;
 mod sdk;
 mod tiktok_client;
 
+pub use config_store::Config;
 pub use dispatcher::Dispatcher;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
@@ -26,13 +31,28 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     router::route(req, &env).await
 }
 
-/// Cron safety net (`[triggers]` in wrangler.toml): wakes the Dispatcher so that a lost
-/// alarm can never strand queued events.
+/// Cron safety net (`[triggers]` in wrangler.toml): wakes every destination's Dispatcher so
+/// that a lost alarm can never strand queued events.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    if let Ok(site) = config::SiteConfig::from_env(&env) {
-        if let Err(error) = dispatcher::state(&env, &site).await {
-            worker::console_error!("scheduled wake-up failed: {error}");
+    let mut sites = Vec::new();
+    if config::has_default(&env) {
+        sites.extend(config::load(&env).ok());
+    }
+    match config_store::list(&env).await {
+        Ok(stored) => sites.extend(
+            stored
+                .iter()
+                .filter_map(|s| config::SiteConfig::from_stored(&env, s).ok()),
+        ),
+        Err(error) => worker::console_error!("scheduled: {}", error.message),
+    }
+    let mut woken = std::collections::HashSet::new();
+    for site in sites {
+        if woken.insert(site.dispatcher_name()) {
+            if let Err(error) = dispatcher::state(&env, &site).await {
+                worker::console_error!("scheduled wake-up failed: {error}");
+            }
         }
     }
 }

@@ -11,11 +11,11 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
     let method = req.method();
     let answer = match (path.as_str(), method) {
         ("/collect", Method::Post) => collect::collect(req, env).await,
-        ("/collect", Method::Options) => collect::preflight(&req, env),
+        ("/collect", Method::Options) => collect::preflight(&req, env).await,
         ("/collect", other) => wrong_method(other, "POST, OPTIONS"),
         ("/sdk.js", Method::Get | Method::Head) => sdk::serve(),
         ("/sdk.js", other) => wrong_method(other, "GET"),
-        ("/healthz", Method::Get | Method::Head) => healthz(env).await,
+        ("/healthz", Method::Get | Method::Head) => healthz(&req, env).await,
         ("/healthz", other) => wrong_method(other, "GET"),
         (path, _) if path.starts_with("/admin/") => admin::route(req, env).await,
         (path, _) => {
@@ -37,10 +37,11 @@ fn wrong_method(method: Method, allowed: &str) -> Result<Response> {
     Ok(response)
 }
 
-/// `GET /healthz`: liveness, configuration problems, and the queue (which also wakes a
-/// Dispatcher whose alarm was lost).
-async fn healthz(env: &Env) -> Result<Response> {
-    let body = match config::SiteConfig::from_env(env) {
+/// `GET /healthz`: liveness, configuration problems, and the queue of the request host's
+/// destination (which also wakes a Dispatcher whose alarm was lost).
+async fn healthz(req: &Request, env: &Env) -> Result<Response> {
+    let host = req.url()?.host_str().unwrap_or_default().to_string();
+    let body = match config::for_host(env, &host).await {
         Ok(site) => {
             let queue = match dispatcher::state(env, &site).await {
                 Ok(state) => serde_json::json!({
@@ -52,9 +53,11 @@ async fn healthz(env: &Env) -> Result<Response> {
             };
             serde_json::json!({ "ok": true, "configured": true, "queue": queue })
         }
-        Err(problems) => {
-            serde_json::json!({ "ok": true, "configured": false, "problems": problems })
-        }
+        Err(error) => serde_json::json!({
+            "ok": true,
+            "configured": false,
+            "error": error,
+        }),
     };
     Response::from_json(&body)
 }

@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+pub mod browser;
 pub mod mock;
 pub mod site;
 pub mod worker;

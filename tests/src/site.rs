@@ -73,6 +73,51 @@ impl Site {
         serde_json::from_str(&text).context("the 202 body is not JSON")
     }
 
+    /// A request to the Worker's `path`, sent as if to the site host `host` (`wrangler dev`
+    /// keeps the `Host` header, so one Worker serves several sites on one port).
+    pub fn request_to(
+        &self,
+        host: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.worker.base_url()))
+            .header("Host", host)
+    }
+
+    /// Posts `body` to `/collect` on the site host `host` from the page origin `origin`;
+    /// returns the status, the `Set-Cookie` headers and the JSON answer.
+    pub async fn collect_on(
+        &self,
+        host: &str,
+        origin: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<(u16, Vec<String>, Value)> {
+        let mut req = self
+            .request_to(host, reqwest::Method::POST, "/collect")
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "Mozilla/5.0 (ttedge e2e)")
+            .header("CF-Connecting-IP", "203.0.113.9")
+            .body(body.to_string());
+        if let Some(origin) = origin {
+            req = req.header("Origin", origin);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let cookies = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        let text = resp.text().await?;
+        let json = serde_json::from_str(&text).with_context(|| {
+            format!("/collect on {host} answered {status} with non-JSON: {text}")
+        })?;
+        Ok((status, cookies, json))
+    }
+
     /// Sends `method path` with an optional bearer `token` and JSON `body`; returns the status
     /// and the JSON answer (every answer of the Worker is JSON).
     pub async fn send(

@@ -287,6 +287,14 @@ impl WranglerDev {
         self.spawn_and_wait().await
     }
 
+    /// Restarts on the same port and storage with the var `name` set to `value` (as after
+    /// `wrangler secret put` and a deploy).
+    pub async fn restart_with_var(&mut self, name: &str, value: &str) -> anyhow::Result<()> {
+        self.opts.vars.retain(|(n, _)| n != name);
+        self.opts.vars.push((name.to_string(), value.to_string()));
+        self.restart().await
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

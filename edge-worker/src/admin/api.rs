@@ -1,0 +1,392 @@
+//! The admin JSON API under `/admin/api/` (the caller is already authenticated).
+//!
+//! Answers never hold access tokens or personal data: tokens are shown masked (`…` and the
+//! last 4 characters), parked events show their id, name and TikTok's answer only.
+//!
+//! Routes:
+//!
+//! - `GET /admin/api/destinations`: `{destinations: [...], default: {...} | null}`, the
+//!   stored destinations and the `wrangler.toml` default.
+//! - `GET`, `PUT`, `DELETE /admin/api/destinations/{host}`: one stored destination. A `PUT`
+//!   replaces the settings; without `access_token` it keeps the stored token.
+//! - `POST /admin/api/destinations/{host}/live` with `{"live": true|false}`.
+//! - `POST /admin/api/destinations/{host}/baseline` with `{from, to, pixel_conversions}`:
+//!   the pixel's own conversions over those days; answers the recovery against it.
+//! - `POST /admin/api/destinations/{host}/test`: the connection test, `{ok, latency_ms,
+//!   http_status, tiktok_code, message, hint, emq: {score, grade, coaching}}`; 429 with
+//!   `retry_after_ms` when the token's rate window is full.
+//! - `GET /admin/api/destinations/{host}/health`: delivery health, with the recovery
+//!   against every imported baseline.
+//! - `GET /admin/api/destinations/{host}/parked?limit=50&after=<seq>`: `{events: [{seq,
+//!   event_id, event_name, http_status, tiktok_code, message, hint, attempts,
+//!   parked_at_ms}], next_after, total}`, oldest first; `limit` 1–500.
+//! - `POST /admin/api/destinations/{host}/parked/replay` with `{}` (every parked event) or
+//!   `{"event_ids": [...]}`: `{replayed, not_found}`.
+//! - `GET /admin/api/status` and `GET /admin/api/health`: the default destination's queue
+//!   and health.
+//!
+//! `{host}` is the site host `/collect` is served on. Health, test and parked events work
+//! for any host `/collect` would serve: a stored destination, else the default.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use ttedge_core::connection;
+use ttedge_core::destination::{self, parse_baseline, parse_settings, SettingsError};
+use ttedge_core::seal;
+use worker::{Env, Method, Request, Response};
+
+use crate::config::{self, SiteConfig, Source};
+use crate::config_store::{self, Put, StoredDestination};
+use crate::dispatcher::{self, ConversionQuery, ParkedPage, Replay, TestCall};
+use crate::error::ApiError;
+use crate::runtime;
+
+/// The most event ids one replay may list.
+const MAX_REPLAY_IDS: usize = 1_000;
+/// The largest body of any admin request.
+const MAX_BODY: usize = 256 * 1024;
+
+type Answer = std::result::Result<Response, ApiError>;
+
+/// Routes `/admin/api/...`.
+pub async fn route(req: Request, env: &Env) -> Answer {
+    let path = req.path();
+    if let Some(rest) = path.strip_prefix("/admin/api/destinations") {
+        return match rest.strip_prefix('/') {
+            None if rest.is_empty() => match req.method() {
+                Method::Get => Ok(Response::from_json(&destination_list(env).await?)?),
+                other => wrong_method(other, "GET"),
+            },
+            Some(rest) if !rest.is_empty() => destination_route(req, env, rest).await,
+            _ => Err(not_found(&path)),
+        };
+    }
+    match (path.as_str(), req.method()) {
+        ("/admin/api/status", Method::Get) => {
+            let site = config::load(env)?;
+            Ok(Response::from_json(&dispatcher::state(env, &site).await?)?)
+        }
+        ("/admin/api/health", Method::Get) => {
+            let site = config::load(env)?;
+            Ok(Response::from_json(&health(env, &site).await?)?)
+        }
+        (path, _) => Err(not_found(path)),
+    }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(404, "not_found", format!("no admin route for {path}"))
+}
+
+fn wrong_method(method: Method, allowed: &str) -> Answer {
+    let response = ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{method} is not allowed here; use {allowed}"),
+    )
+    .into_response()?;
+    response.headers().set("Allow", allowed)?;
+    Ok(response)
+}
+
+/// `/admin/api/destinations/{host}[/action]`.
+async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
+    let (host, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = checked_host(host)?;
+    let allowed = match action {
+        "" => "GET, PUT, DELETE",
+        "health" | "parked" => "GET",
+        "test" | "parked/replay" | "live" | "baseline" => "POST",
+        _ => return Err(not_found(&req.path())),
+    };
+    let method = req.method();
+    if !allowed.split(", ").any(|m| m == method.to_string()) {
+        return wrong_method(method, allowed);
+    }
+    match (action, method) {
+        ("", Method::Get) => match config_store::get(env, &host).await? {
+            Some(stored) => Ok(Response::from_json(&view(&stored))?),
+            None => Err(unknown_destination(&host)),
+        },
+        ("", Method::Put) => {
+            let body = body(&mut req).await?;
+            put(env, &host, &body).await
+        }
+        ("", _) => {
+            if !config_store::delete(env, &host).await? {
+                return Err(unknown_destination(&host));
+            }
+            config::forget(&host);
+            Ok(Response::from_json(&json!({ "deleted": host }))?)
+        }
+        ("live", _) => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Live {
+                live: bool,
+            }
+            let body = body(&mut req).await?;
+            let Live { live } = serde_json::from_slice(&body)
+                .map_err(|_| ApiError::invalid_field("live", "send {\"live\": true|false}"))?;
+            let stored = config_store::set_live(env, &host, live)
+                .await?
+                .ok_or_else(|| unknown_destination(&host))?;
+            config::forget(&host);
+            Ok(Response::from_json(&view(&stored))?)
+        }
+        ("baseline", _) => {
+            let baseline = parse_baseline(&body(&mut req).await?).map_err(settings_error)?;
+            let stored = config_store::add_baseline(env, &host, &baseline)
+                .await?
+                .ok_or_else(|| unknown_destination(&host))?;
+            let site = SiteConfig::from_stored(env, &stored)?;
+            let recovered = recoveries(env, &site, std::slice::from_ref(&baseline)).await?;
+            Ok(Response::from_json(&recovered[0])?)
+        }
+        ("health", _) => {
+            let site = config::for_host(env, &host).await?;
+            Ok(Response::from_json(&health(env, &site).await?)?)
+        }
+        ("test", _) => connection_test(env, &*config::for_host(env, &host).await?, &host).await,
+        ("parked", _) => {
+            let url = req.url()?;
+            let query = |name: &str| {
+                url.query_pairs()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, value)| value.into_owned())
+            };
+            let page = ParkedPage::parse(query("limit"), query("after"))?;
+            let site = config::for_host(env, &host).await?;
+            Ok(dispatcher::parked(env, &site, page).await?)
+        }
+        _ => {
+            let replay = parse_replay(&body(&mut req).await?)?;
+            let site = config::for_host(env, &host).await?;
+            Ok(dispatcher::replay(env, &site, &replay).await?)
+        }
+    }
+}
+
+/// A site host from the path, lower-case: no scheme, path or port (`/collect` resolves by
+/// the host alone).
+fn checked_host(host: &str) -> std::result::Result<String, ApiError> {
+    if !connection::is_site_host(host) || host.contains(':') {
+        let shown: String = host.chars().take(100).collect();
+        return Err(ApiError::invalid_field(
+            "host",
+            format!("{shown:?} is not a site host such as t.shop.com (no scheme, path or port)"),
+        ));
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+fn unknown_destination(host: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "unknown_destination",
+        format!("no destination is stored for {host}; create it with PUT"),
+    )
+}
+
+fn settings_error(error: SettingsError) -> ApiError {
+    let mut api = ApiError::new(400, error.code(), error.message);
+    api.path = Some(error.path);
+    api
+}
+
+/// Reads a request body, at most [`MAX_BODY`] bytes.
+async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
+    let body = req.bytes().await?;
+    if body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!("the body is larger than {} KiB", MAX_BODY / 1024),
+        ));
+    }
+    Ok(body)
+}
+
+/// `PUT /admin/api/destinations/{host}`: checks the settings, seals a given token under
+/// `MASTER_KEY` bound to the host, stores, and answers the destination (201 when new).
+async fn put(env: &Env, host: &str, body: &[u8]) -> Answer {
+    let mut settings = parse_settings(host, body).map_err(settings_error)?;
+    let token = match settings.access_token.take() {
+        Some(token) => {
+            let key = config::master_key(env)?;
+            let sealed = seal::seal(&key, runtime::random_bytes()?, &token, host);
+            Some((sealed, seal::mask(&token)))
+        }
+        None => None,
+    };
+    let put = Put {
+        host: host.to_string(),
+        settings,
+        token,
+    };
+    let answer = config_store::put(env, &put).await?;
+    config::forget(host);
+    let status = if answer.created { 201 } else { 200 };
+    Ok(Response::from_json(&view(&answer.stored))?.with_status(status))
+}
+
+/// A stored destination as answers show it: the settings, the token masked.
+pub fn view(stored: &StoredDestination) -> Value {
+    let mut view = serde_json::to_value(&stored.settings).unwrap_or_else(|_| json!({}));
+    view["host"] = json!(stored.host);
+    view["access_token"] = json!(stored.token_mask);
+    view["baselines"] = json!(stored.baselines);
+    view["updated_ms"] = json!(stored.updated_ms);
+    view["source"] = json!("admin");
+    view
+}
+
+/// The `wrangler.toml` default destination as answers show it.
+fn default_view(site: &SiteConfig) -> Value {
+    json!({
+        "host": null,
+        "source": "vars",
+        "pixel_id": site.destination.pixel_id,
+        "access_token": seal::mask(&site.access_token),
+        "test_event_code": site.destination.test_event_code,
+        "live": site.live,
+        "site_origins": site.site_origins,
+        "cookie_domain": site.cookie_domain,
+        "rate_limit_per_minute": site.rate_limit_per_minute,
+    })
+}
+
+/// `GET /admin/api/destinations`.
+pub async fn destination_list(env: &Env) -> std::result::Result<Value, ApiError> {
+    let stored = config_store::list(env).await?;
+    let default = match config::has_default(env) {
+        true => config::load(env).ok().map(|site| default_view(&site)),
+        false => None,
+    };
+    Ok(json!({
+        "destinations": stored.iter().map(view).collect::<Vec<_>>(),
+        "default": default,
+    }))
+}
+
+/// The Dispatcher's health of `site`, with the recovery against each imported baseline.
+pub async fn health(env: &Env, site: &SiteConfig) -> std::result::Result<Value, ApiError> {
+    let mut report = dispatcher::health(env, site).await?;
+    let baselines = match &site.source {
+        Source::Stored { host, .. } => config_store::get(env, host)
+            .await?
+            .map(|stored| stored.baselines)
+            .unwrap_or_default(),
+        Source::Vars => Vec::new(),
+    };
+    report["recovery"]["baselines"] = json!(recoveries(env, site, &baselines).await?);
+    Ok(report)
+}
+
+/// Server conversions against each baseline, counted for the destination's pixel.
+async fn recoveries(
+    env: &Env,
+    site: &SiteConfig,
+    baselines: &[destination::Baseline],
+) -> std::result::Result<Vec<destination::BaselineRecovery>, ApiError> {
+    if baselines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = ConversionQuery {
+        pixel_code: site.destination.pixel_id.clone(),
+        ranges: baselines.iter().map(|b| b.day_range()).collect(),
+    };
+    let counts = dispatcher::conversions(env, site, &query).await?;
+    Ok(baselines
+        .iter()
+        .zip(counts)
+        .map(|(baseline, server)| destination::recovery(baseline, server))
+        .collect())
+}
+
+/// `POST .../test`: builds the test `ViewContent` with core, scores it, and has the
+/// Dispatcher send it at once (not queued, not retried, not counted as a shop event).
+pub async fn connection_test(env: &Env, site: &SiteConfig, host: &str) -> Answer {
+    let event = connection::test_event(
+        host,
+        runtime::now_ms(),
+        runtime::random_bytes()?,
+        &site.destination,
+    );
+    let element = event
+        .tiktok
+        .as_ref()
+        .ok_or_else(|| worker::Error::from("the test event is not ready"))?;
+    let call = TestCall {
+        pixel_code: site.destination.pixel_id.clone(),
+        test_event_code: site.destination.test_event_code.clone(),
+        element: serde_json::to_string(element).map_err(|e| worker::Error::from(e.to_string()))?,
+    };
+    let mut response = dispatcher::test(env, site, &call).await?;
+    if response.status_code() != 200 {
+        // A 429 with `retry_after_ms`, or a configuration error: passed on as it is.
+        return Ok(response);
+    }
+    let mut answer: Value = response.json().await?;
+    answer["event_id"] = Value::from(event.event_id.clone());
+    answer["emq"] =
+        serde_json::to_value(&event.emq).map_err(|e| worker::Error::from(e.to_string()))?;
+    Ok(Response::from_json(&answer)?)
+}
+
+/// Reads `{}` or `{"event_ids": ["...", ...]}`; every error names its field.
+fn parse_replay(body: &[u8]) -> std::result::Result<Replay, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|error| {
+        let mut api = ApiError::new(
+            400,
+            "malformed_json",
+            format!(
+                "the body is not JSON: {} (line {}, column {}); send {{}} or {{\"event_ids\": [...]}}",
+                error, error.line(), error.column()
+            ),
+        );
+        api.path = Some("body".into());
+        api
+    })?;
+    let Value::Object(fields) = value else {
+        return Err(ApiError::invalid_field(
+            "body",
+            "send an object: {} or {\"event_ids\": [...]}",
+        ));
+    };
+    let mut replay = Replay::default();
+    for (name, value) in fields {
+        if name != "event_ids" {
+            return Err(ApiError::invalid_field(
+                name,
+                "unknown field; only event_ids is accepted",
+            ));
+        }
+        let Value::Array(items) = value else {
+            return Err(ApiError::invalid_field(
+                name,
+                "event_ids must be an array of event id strings",
+            ));
+        };
+        if items.len() > MAX_REPLAY_IDS {
+            return Err(ApiError::invalid_field(
+                name,
+                format!("at most {MAX_REPLAY_IDS} event ids per replay"),
+            ));
+        }
+        let mut ids = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Value::String(id) if !id.trim().is_empty() => ids.push(id),
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        format!("event_ids[{i}]"),
+                        "each event id must be a non-empty string",
+                    ))
+                }
+            }
+        }
+        replay.event_ids = Some(ids);
+    }
+    Ok(replay)
+}

@@ -1,0 +1,170 @@
+//! The dashboard's HTTP side: `GET /admin` (the page, or the login form), `POST
+//! /admin/login` and `POST /admin/logout`. Rendering is [`crate::dashboard`]'s.
+//!
+//! Logging in with the admin token sets a signed session cookie (`HttpOnly`, `Secure`,
+//! `SameSite=Strict`, expiring after [`SESSION_TTL_MS`]); the page's script then calls the
+//! JSON API with that cookie. Wrong tokens count against the client's IP like the API's.
+
+use serde_json::Value;
+use ttedge_core::session;
+use worker::{Env, Headers, Method, Request, Response, Result};
+
+use super::{api, client_ip, constant_time_eq, failed, refuse_if_locked, session_cookie};
+use crate::config;
+use crate::config_store;
+use crate::dashboard::{self, DashboardView};
+use crate::dispatcher::{self, ParkedPage};
+use crate::error::ApiError;
+use crate::runtime;
+
+/// How long a dashboard session lasts: a working day.
+pub const SESSION_TTL_MS: u64 = 8 * 60 * 60 * 1_000;
+
+/// The page's policy: nothing from another host, no framing, scripts and styles inline only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     script-src 'unsafe-inline'; connect-src 'self'; img-src data:; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// The largest login form.
+const MAX_LOGIN_BODY: usize = 4 * 1024;
+
+type Answer = std::result::Result<Response, ApiError>;
+
+/// Routes `/admin`, `/admin/login`, `/admin/logout`.
+pub async fn route(req: Request, env: &Env) -> Answer {
+    let admin_token = super::admin_token(env)?;
+    match (req.path().as_str(), req.method()) {
+        ("/admin/login", Method::Post) => login(req, env, &admin_token).await,
+        ("/admin/logout", Method::Post) => {
+            let response = redirect_home()?;
+            response
+                .headers()
+                .append("Set-Cookie", &session::clear_cookie())?;
+            Ok(response)
+        }
+        ("/admin" | "/admin/", Method::Get | Method::Head) => {
+            let signed_in = session_cookie(&req)?
+                .is_some_and(|value| super::session_valid(&admin_token, &value));
+            if signed_in {
+                dashboard_page(&req, env).await
+            } else {
+                html(200, dashboard::render_login(None))
+            }
+        }
+        (_, method) => Err(ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("{method} is not allowed here"),
+        )),
+    }
+}
+
+/// `POST /admin/login` with the form field `token`.
+async fn login(mut req: Request, env: &Env, admin_token: &str) -> Answer {
+    let ip = client_ip(&req)?;
+    if let Err(error) = refuse_if_locked(env, &ip).await {
+        return html(429, dashboard::render_login(Some(&error.message)));
+    }
+    let body = req.bytes().await?;
+    let given = (body.len() <= MAX_LOGIN_BODY)
+        .then(|| {
+            form_urlencoded::parse(&body)
+                .find(|(name, _)| name == "token")
+                .map(|(_, value)| value.into_owned())
+        })
+        .flatten()
+        .unwrap_or_default();
+    if !constant_time_eq(given.trim(), admin_token) {
+        let error = failed(env, &ip).await;
+        let message = match error.status {
+            429 => error.message,
+            _ => "That is not the admin token.".to_string(),
+        };
+        return html(error.status, dashboard::render_login(Some(&message)));
+    }
+    config_store::login_succeeded(env, &ip).await?;
+    let key = session::session_key(admin_token);
+    let value = session::issue(
+        &key,
+        runtime::now_ms(),
+        SESSION_TTL_MS,
+        runtime::random_bytes()?,
+    );
+    let response = redirect_home()?;
+    response.headers().append(
+        "Set-Cookie",
+        &session::set_cookie(&value, SESSION_TTL_MS / 1_000),
+    )?;
+    Ok(response)
+}
+
+/// The dashboard of the destination picked by `?host=` (else the first one).
+async fn dashboard_page(req: &Request, env: &Env) -> Answer {
+    let list = api::destination_list(env).await?;
+    let mut destinations: Vec<Value> = list["destinations"].as_array().cloned().unwrap_or_default();
+    let url = req.url()?;
+    if !list["default"].is_null() {
+        // The default serves every host without a stored destination, this one included
+        // unless it has its own: the page acts on it through this host.
+        let mut default = list["default"].clone();
+        let here = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if !destinations.iter().any(|d| d["host"] == here.as_str()) {
+            default["host"] = Value::from(here);
+        }
+        destinations.push(default);
+    }
+    let asked = url
+        .query_pairs()
+        .find(|(key, _)| key == "host")
+        .map(|(_, value)| value.into_owned());
+    let selected = destinations
+        .iter()
+        .find(|d| asked.is_some() && d["host"].as_str() == asked.as_deref())
+        .or_else(|| destinations.first())
+        .cloned();
+    let (health, parked) = match &selected {
+        Some(destination) => {
+            let site = match destination["host"].as_str() {
+                Some(host) => config::for_host(env, host).await?,
+                None => std::rc::Rc::new(config::load(env)?),
+            };
+            let health = api::health(env, &site).await?;
+            let page = ParkedPage {
+                limit: ParkedPage::DEFAULT_LIMIT,
+                after: 0,
+            };
+            let parked: Value = dispatcher::parked(env, &site, page).await?.json().await?;
+            (Some(health), Some(parked))
+        }
+        None => (None, None),
+    };
+    let selected_host = selected.as_ref().and_then(|d| d["host"].as_str());
+    html(
+        200,
+        dashboard::render_dashboard(&DashboardView {
+            destinations: &destinations,
+            selected: selected_host,
+            health: health.as_ref(),
+            parked: parked.as_ref(),
+        }),
+    )
+}
+
+fn redirect_home() -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Location", "/admin")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::empty()?.with_status(303).with_headers(headers))
+}
+
+fn html(status: u16, body: String) -> Answer {
+    let headers = Headers::new();
+    headers.set("Content-Type", "text/html; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    headers.set("Content-Security-Policy", CONTENT_SECURITY_POLICY)?;
+    headers.set("X-Content-Type-Options", "nosniff")?;
+    headers.set("Referrer-Policy", "no-referrer")?;
+    Ok(Response::from_html(body)?
+        .with_status(status)
+        .with_headers(headers))
+}

@@ -1,0 +1,426 @@
+//! The Config Durable Object: one destination per site host, for every shop this Worker
+//! serves, and the failed admin logins per IP that slow down guessing.
+//!
+//! There is a single instance (named [`INSTANCE`]): destinations change rarely and are read
+//! through each isolate's short cache (`config::for_host`), so one object is never busy.
+//! Access tokens arrive here already sealed under `MASTER_KEY` by the Worker and are only
+//! ever handed back sealed: this object never sees a token in clear.
+
+use serde::{Deserialize, Serialize};
+use ttedge_core::destination::{Baseline, DestinationSettings};
+use ttedge_core::throttle::LoginThrottle;
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result,
+    SqlStorage, SqlStorageValue, State,
+};
+
+use crate::error::ApiError;
+use crate::runtime::now_ms;
+
+/// Binding name in wrangler.toml.
+const BINDING: &str = "CONFIG";
+/// The one object's name.
+const INSTANCE: &str = "destinations";
+/// Baselines kept per destination, newest last.
+const MAX_BASELINES: usize = 24;
+
+const SCHEMA: &[&str] = &[
+    // `record` is a `StoredDestination` as JSON: one read gives everything `/collect` needs.
+    "CREATE TABLE IF NOT EXISTS destinations (
+        host   TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    )",
+    // A core `LoginThrottle` per client IP, as JSON; deleted once stale.
+    "CREATE TABLE IF NOT EXISTS login_failures (
+        ip       TEXT PRIMARY KEY,
+        state    TEXT NOT NULL,
+        stale_ms INTEGER NOT NULL
+    )",
+];
+
+/// One destination as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredDestination {
+    /// The site host `/collect` is served on, lower-case.
+    pub host: String,
+    /// Everything but the token (`settings.access_token` is always `None` here).
+    pub settings: DestinationSettings,
+    /// The access token sealed under `MASTER_KEY` with `host` as associated data.
+    pub sealed_token: String,
+    /// The token as answers show it: its last 4 characters.
+    pub token_mask: String,
+    /// Pixel conversion counts imported from Ads Manager, oldest first.
+    #[serde(default)]
+    pub baselines: Vec<Baseline>,
+    /// When the settings last changed, epoch ms.
+    pub updated_ms: u64,
+}
+
+/// A `PUT`: new settings, and a newly sealed token unless the stored one is kept.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Put {
+    /// The site host.
+    pub host: String,
+    /// The validated settings (without the token).
+    pub settings: DestinationSettings,
+    /// `(sealed token, mask)` when a token was given.
+    pub token: Option<(String, String)>,
+}
+
+/// What a `PUT` did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PutAnswer {
+    /// The destination as now stored.
+    pub stored: StoredDestination,
+    /// Whether it is new.
+    pub created: bool,
+}
+
+/// The stored destination of `host`, if any. Hosts are checked site hosts (letters, digits,
+/// dots, hyphens), so they go in the path as they are.
+pub async fn get(
+    env: &Env,
+    host: &str,
+) -> std::result::Result<Option<StoredDestination>, ApiError> {
+    let path = format!("/get/{host}");
+    let mut response = call(env, Method::Get, &path, None::<&()>).await?;
+    match response.status_code() {
+        200 => Ok(Some(response.json().await?)),
+        404 => Ok(None),
+        _ => Err(relay(&mut response).await),
+    }
+}
+
+/// Every stored destination, by host.
+pub async fn list(env: &Env) -> std::result::Result<Vec<StoredDestination>, ApiError> {
+    let mut response = call(env, Method::Get, "/list", None::<&()>).await?;
+    ok_json(&mut response).await
+}
+
+/// Creates or replaces a destination (baselines are kept). A new destination needs a token.
+pub async fn put(env: &Env, put: &Put) -> std::result::Result<PutAnswer, ApiError> {
+    let mut response = call(env, Method::Put, "/put", Some(put)).await?;
+    let answer: Option<PutAnswer> = ok_json(&mut response).await?;
+    answer.ok_or_else(|| {
+        ApiError::invalid_field(
+            "access_token",
+            "access_token is required for a new destination",
+        )
+    })
+}
+
+/// Deletes a destination; `false` when there was none.
+pub async fn delete(env: &Env, host: &str) -> std::result::Result<bool, ApiError> {
+    let path = format!("/delete/{host}");
+    let mut response = call(env, Method::Delete, &path, None::<&()>).await?;
+    match response.status_code() {
+        200 => Ok(true),
+        404 => Ok(false),
+        _ => Err(relay(&mut response).await),
+    }
+}
+
+/// Turns a destination's `live` switch; `None` when there is no such destination.
+pub async fn set_live(
+    env: &Env,
+    host: &str,
+    live: bool,
+) -> std::result::Result<Option<StoredDestination>, ApiError> {
+    let body = serde_json::json!({ "host": host, "live": live });
+    let mut response = call(env, Method::Post, "/live", Some(&body)).await?;
+    optional_json(&mut response).await
+}
+
+/// Adds a baseline (replacing one of the same period); `None` when there is no such
+/// destination.
+pub async fn add_baseline(
+    env: &Env,
+    host: &str,
+    baseline: &Baseline,
+) -> std::result::Result<Option<StoredDestination>, ApiError> {
+    let body = serde_json::json!({ "host": host, "baseline": baseline });
+    let mut response = call(env, Method::Post, "/baseline", Some(&body)).await?;
+    optional_json(&mut response).await
+}
+
+/// Milliseconds until `ip` may try to log in again; `None` when it may now.
+pub async fn login_locked(env: &Env, ip: &str) -> std::result::Result<Option<u64>, ApiError> {
+    login(env, "/login/check", ip).await
+}
+
+/// Records a failed login from `ip`; answers how long it is now locked out, if at all.
+pub async fn login_failed(env: &Env, ip: &str) -> std::result::Result<Option<u64>, ApiError> {
+    login(env, "/login/failed", ip).await
+}
+
+/// Forgets `ip`'s failures after a successful login.
+pub async fn login_succeeded(env: &Env, ip: &str) -> std::result::Result<(), ApiError> {
+    login(env, "/login/succeeded", ip).await.map(|_| ())
+}
+
+async fn login(env: &Env, path: &str, ip: &str) -> std::result::Result<Option<u64>, ApiError> {
+    let body = serde_json::json!({ "ip": ip });
+    let mut response = call(env, Method::Post, path, Some(&body)).await?;
+    ok_json(&mut response).await
+}
+
+async fn ok_json<T: serde::de::DeserializeOwned>(
+    response: &mut Response,
+) -> std::result::Result<T, ApiError> {
+    if response.status_code() == 200 {
+        Ok(response.json().await?)
+    } else {
+        Err(relay(response).await)
+    }
+}
+
+async fn optional_json<T: serde::de::DeserializeOwned>(
+    response: &mut Response,
+) -> std::result::Result<Option<T>, ApiError> {
+    match response.status_code() {
+        404 => Ok(None),
+        _ => ok_json(response).await.map(Some),
+    }
+}
+
+/// An unexpected answer of the object, logged, as a 503.
+async fn relay(response: &mut Response) -> ApiError {
+    let detail = response.text().await.unwrap_or_default();
+    worker::console_error!(
+        "config object answered {}: {detail}",
+        response.status_code()
+    );
+    ApiError::new(
+        503,
+        "config_unavailable",
+        "the destination store is unavailable; try again",
+    )
+}
+
+async fn call(
+    env: &Env,
+    method: Method,
+    path: &str,
+    body: Option<&impl Serialize>,
+) -> Result<Response> {
+    let stub = env
+        .durable_object(BINDING)?
+        .id_from_name(INSTANCE)?
+        .get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/json")?;
+        init.with_headers(headers)
+            .with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
+    }
+    let request = Request::new_with_init(&format!("https://config{path}"), &init)?;
+    stub.fetch_with_request(request).await
+}
+
+/// The Config Durable Object.
+#[durable_object]
+pub struct Config {
+    state: State,
+}
+
+impl DurableObject for Config {
+    fn new(state: State, _env: Env) -> Self {
+        let sql = state.storage().sql();
+        for statement in SCHEMA {
+            if let Err(error) = sql.exec(statement, None) {
+                worker::console_error!("config schema: {error}");
+            }
+        }
+        Config { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Get, "/list") => Response::from_json(&self.all()?),
+            (Method::Get, path) if path.starts_with("/get/") => found(self.find(&path[5..])?),
+            (Method::Put, "/put") => Response::from_json(&self.put(req.json().await?)?),
+            (Method::Delete, path) if path.starts_with("/delete/") => {
+                let host = &path["/delete/".len()..];
+                let deleted = self.find(host)?.is_some();
+                self.sql()
+                    .exec("DELETE FROM destinations WHERE host = ?", vec![host.into()])?;
+                found(deleted.then_some(()))
+            }
+            (Method::Post, "/live") => {
+                #[derive(Deserialize)]
+                struct Live {
+                    host: String,
+                    live: bool,
+                }
+                let Live { host, live } = req.json().await?;
+                found(self.update(&host, |stored| stored.settings.live = live)?)
+            }
+            (Method::Post, "/baseline") => {
+                #[derive(Deserialize)]
+                struct Add {
+                    host: String,
+                    baseline: Baseline,
+                }
+                let Add { host, baseline } = req.json().await?;
+                found(self.update(&host, |stored| {
+                    let kept = &mut stored.baselines;
+                    kept.retain(|b| (&b.from, &b.to) != (&baseline.from, &baseline.to));
+                    kept.push(baseline);
+                    let excess = kept.len().saturating_sub(MAX_BASELINES);
+                    kept.drain(..excess);
+                })?)
+            }
+            (Method::Post, path) if path.starts_with("/login/") => {
+                #[derive(Deserialize)]
+                struct Ip {
+                    ip: String,
+                }
+                let Ip { ip } = req.json().await?;
+                Response::from_json(&self.login(&path["/login/".len()..], &ip)?)
+            }
+            _ => ApiError::new(404, "not_found", "no such config route").into_response(),
+        }
+    }
+}
+
+/// 200 with the value, or 404 when there is none.
+fn found<T: Serialize>(value: Option<T>) -> Result<Response> {
+    match value {
+        Some(value) => Response::from_json(&value),
+        None => ApiError::new(404, "unknown_destination", "no such destination").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    record: String,
+}
+
+impl Config {
+    fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    fn all(&self) -> Result<Vec<StoredDestination>> {
+        let rows: Vec<RecordRow> = self
+            .sql()
+            .exec("SELECT record FROM destinations ORDER BY host", None)?
+            .to_array()?;
+        rows.iter()
+            .map(|row| Ok(serde_json::from_str(&row.record)?))
+            .collect()
+    }
+
+    fn find(&self, host: &str) -> Result<Option<StoredDestination>> {
+        let rows: Vec<RecordRow> = self
+            .sql()
+            .exec(
+                "SELECT record FROM destinations WHERE host = ?",
+                vec![host.into()],
+            )?
+            .to_array()?;
+        match rows.first() {
+            Some(row) => Ok(Some(serde_json::from_str(&row.record)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn save(&self, stored: &StoredDestination) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO destinations (host, record) VALUES (?, ?)
+             ON CONFLICT (host) DO UPDATE SET record = excluded.record",
+            vec![
+                stored.host.clone().into(),
+                serde_json::to_string(stored)?.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the settings; `None` (nothing stored) for a new destination without a token.
+    fn put(&self, put: Put) -> Result<Option<PutAnswer>> {
+        let existing = self.find(&put.host)?;
+        let created = existing.is_none();
+        let (sealed_token, token_mask, baselines) = match (put.token, existing) {
+            (Some((sealed, mask)), existing) => (
+                sealed,
+                mask,
+                existing.map(|e| e.baselines).unwrap_or_default(),
+            ),
+            (None, Some(existing)) => (
+                existing.sealed_token,
+                existing.token_mask,
+                existing.baselines,
+            ),
+            (None, None) => return Ok(None),
+        };
+        let stored = StoredDestination {
+            host: put.host,
+            settings: put.settings,
+            sealed_token,
+            token_mask,
+            baselines,
+            updated_ms: now_ms(),
+        };
+        self.save(&stored)?;
+        Ok(Some(PutAnswer { stored, created }))
+    }
+
+    fn update(
+        &self,
+        host: &str,
+        change: impl FnOnce(&mut StoredDestination),
+    ) -> Result<Option<StoredDestination>> {
+        let Some(mut stored) = self.find(host)? else {
+            return Ok(None);
+        };
+        change(&mut stored);
+        stored.updated_ms = now_ms();
+        self.save(&stored)?;
+        Ok(Some(stored))
+    }
+
+    /// `check`, `failed` or `succeeded` for one IP; answers the lock-out left, if any.
+    fn login(&self, action: &str, ip: &str) -> Result<Option<u64>> {
+        let now = now_ms();
+        let sql = self.sql();
+        #[derive(Deserialize)]
+        struct StateRow {
+            state: String,
+        }
+        let rows: Vec<StateRow> = sql
+            .exec(
+                "SELECT state FROM login_failures WHERE ip = ?",
+                vec![ip.into()],
+            )?
+            .to_array()?;
+        let mut throttle: LoginThrottle = rows
+            .first()
+            .and_then(|row| serde_json::from_str(&row.state).ok())
+            .unwrap_or_default();
+        match action {
+            "failed" => throttle.record_failure(now),
+            "succeeded" => throttle.record_success(),
+            _ => return Ok(throttle.retry_after_ms(now)),
+        }
+        sql.exec(
+            "INSERT INTO login_failures (ip, state, stale_ms) VALUES (?, ?, ?)
+             ON CONFLICT (ip) DO UPDATE SET state = excluded.state, stale_ms = excluded.stale_ms",
+            vec![
+                ip.into(),
+                serde_json::to_string(&throttle)?.into(),
+                SqlStorageValue::Integer(throttle.stale_from_ms() as i64),
+            ],
+        )?;
+        // Stale entries, this IP's after a success included, go: the table stays small.
+        sql.exec(
+            "DELETE FROM login_failures WHERE stale_ms <= ?",
+            vec![SqlStorageValue::Integer(now as i64)],
+        )?;
+        Ok(throttle.retry_after_ms(now))
+    }
+}
