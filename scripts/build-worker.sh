@@ -15,7 +15,7 @@ cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 build="$root/edge-worker/build"
 stamp="$build/.inputs.sha256"
 
-inputs=("$root/edge-worker/src" "$root/edge-worker/Cargo.toml" "$root/Cargo.lock"
+inputs=("$root/edge-worker/src" "$root/edge-worker/sdk" "$root/edge-worker/Cargo.toml" "$root/Cargo.lock"
   "$root/core/src" "$root/core/data" "$root/core/Cargo.toml" "$0")
 inputs_hash=$(find "${inputs[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [[ "${TTEDGE_FORCE_BUILD:-}" != 1 && -f "$build/index.js" && -f "$build/index_bg.wasm" &&
@@ -41,4 +41,15 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
 
 cd "$root/edge-worker"
 "$cargo_bin/worker-build" --release "$@"
+
+# wasm-opt for size, without the names section (edge-worker/Cargo.toml turns worker-build's
+# run off). The features are those worker-build enables: rustc's wasm32 defaults plus the
+# exception handling of wasm-bindgen's catch wrappers.
+features=()
+for feature in mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue \
+  reference-types exception-handling; do
+  features+=("--enable-$feature")
+done
+"$WASM_OPT_BIN" "$build/index_bg.wasm" -Oz "${features[@]}" -o "$build/index_bg.opt.wasm"
+mv "$build/index_bg.opt.wasm" "$build/index_bg.wasm"
 echo "$inputs_hash" >"$stamp"

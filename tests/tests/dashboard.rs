@@ -1,0 +1,335 @@
+//! The dashboard at `/admin` (issue 4, "Dashboard"): its login and session cookie over HTTP,
+//! then in a real headless Chromium — log in, compare the page's figures with the health API,
+//! press Test, toggle live, and save the screenshot the README shows.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+use ttedge_e2e::browser::{Browser, BrowserOptions};
+use ttedge_e2e::{repo_root, Site};
+
+const ADMIN_TOKEN: &str = "e2e-dashboard-admin-token-3c9d";
+const MASTER_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
+const HOST: &str = "t.shop-dash.test";
+const TOKEN: &str = "dashboard-site-token-5e6f7a8b9c0d1e2fDASH";
+const PIXEL: &str = "C4DASH00000000000000";
+
+async fn start() -> anyhow::Result<Site> {
+    let site = Site::start(
+        "e2e-dashboard-default-token-0001",
+        "C4DASHDEFAULT0000000",
+        ADMIN_TOKEN,
+        &[("MASTER_KEY", MASTER_KEY)],
+    )
+    .await?;
+    let settings = json!({
+        "pixel_id": PIXEL,
+        "access_token": TOKEN,
+        "test_event_code": "TEST4242",
+        "live": true,
+        "site_origins": ["https://shop-dash.test"],
+    });
+    let (status, answer) = site
+        .admin(
+            Method::PUT,
+            &format!("/admin/api/destinations/{HOST}"),
+            Some(&settings.to_string()),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "PUT answered {status}: {answer}");
+    Ok(site)
+}
+
+/// Traffic for the figures: delivered events of several kinds and one parked event.
+async fn traffic(site: &Site) -> anyhow::Result<()> {
+    site.tiktok.reject_batches_containing(
+        &["dash-bad"],
+        40002,
+        "Invalid value for field: content_id",
+    );
+    let mut batch = Vec::new();
+    for i in 0..6 {
+        batch.push(json!({
+            "event": "purchase",
+            "event_id": format!("dash-{i}"),
+            "user": {"email": format!("buyer{i}@example.com")},
+            "properties": {"value": 20 + i, "currency": "eur"},
+            "context": {"pixel": if i % 2 == 0 { "blocked" } else { "loaded" }},
+        }));
+    }
+    batch.push(json!({"event": "view_content", "event_id": "dash-bad"}));
+    let (status, _, answer) = site
+        .collect_on(HOST, None, &json!({ "batch": batch }))
+        .await?;
+    anyhow::ensure!(status == 202, "collect answered {status}: {answer}");
+    site.wait_admin(
+        &format!("/admin/api/destinations/{HOST}/health"),
+        "6 delivered and 1 parked",
+        Duration::from_secs(30),
+        |h| h["windows"]["last_hour"]["delivered"] == 6 && h["windows"]["last_hour"]["parked"] == 1,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_session_cookie_and_writes_need_the_csrf_header() -> anyhow::Result<()>
+{
+    let site = start().await?;
+    let base = site.worker.base_url();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+
+    // Not logged in: the login form, under a policy that loads nothing from elsewhere.
+    let page = client.get(format!("{base}/admin")).send().await?;
+    assert_eq!(page.status(), 200);
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await?;
+    assert!(html.contains("name=\"token\""), "{html}");
+
+    // A wrong token: the form again, 401, no cookie.
+    let wrong = client
+        .post(format!("{base}/admin/login"))
+        .header("CF-Connecting-IP", "192.0.2.50")
+        .form(&[("token", "not-the-token")])
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
+    // The right token: 303 to /admin with the session cookie.
+    let right = client
+        .post(format!("{base}/admin/login"))
+        .header("CF-Connecting-IP", "192.0.2.50")
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await?;
+    assert_eq!(right.status(), 303);
+    assert_eq!(right.headers()["location"], "/admin");
+    let cookie = right.headers()["set-cookie"].to_str()?.to_string();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/admin",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    let session = cookie.split(';').next().unwrap_or_default().to_string();
+    assert!(!cookie.contains(ADMIN_TOKEN));
+
+    // The cookie opens the page and the API; a forged one does not.
+    let page = client
+        .get(format!("{base}/admin"))
+        .header("Cookie", &session)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        page.contains(HOST) && page.contains("data-action=\"test\""),
+        "{page}"
+    );
+    for origin in ["https://", "http://"] {
+        assert!(
+            !page.contains(&format!("src=\"{origin}")),
+            "the page loads from another host"
+        );
+        assert!(
+            !page.contains(&format!("href=\"{origin}")),
+            "the page links another host"
+        );
+    }
+    let api = client
+        .get(format!("{base}/admin/api/destinations"))
+        .header("Cookie", &session)
+        .send()
+        .await?;
+    assert_eq!(api.status(), 200);
+    let forged = format!("{}x", session.trim_end_matches(|c: char| c != '.'));
+    let api = client
+        .get(format!("{base}/admin/api/destinations"))
+        .header("Cookie", &forged)
+        .send()
+        .await?;
+    assert_eq!(api.status(), 401);
+
+    // A cookie-authenticated write needs X-Requested-With (a cross-site form cannot send it).
+    let live = format!("{base}/admin/api/destinations/{HOST}/live");
+    let refused = client
+        .post(&live)
+        .header("Cookie", &session)
+        .json(&json!({"live": false}))
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await?;
+    assert_eq!(body["error"]["code"], "csrf");
+    let allowed = client
+        .post(&live)
+        .header("Cookie", &session)
+        .header("X-Requested-With", "ttedge")
+        .json(&json!({"live": false}))
+        .send()
+        .await?;
+    assert_eq!(allowed.status(), 200);
+
+    // Logging out clears the cookie.
+    let out = client
+        .post(format!("{base}/admin/logout"))
+        .header("Cookie", &session)
+        .send()
+        .await?;
+    assert_eq!(out.status(), 303);
+    assert!(out.headers()["set-cookie"].to_str()?.contains("Max-Age=0"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> anyhow::Result<()> {
+    let site = start().await?;
+    traffic(&site).await?;
+    let health = site
+        .admin_get(&format!("/admin/api/destinations/{HOST}/health"))
+        .await?;
+
+    let browser = Browser::start(BrowserOptions::new()).await?;
+    // `localhost` is a secure context, so Chromium keeps the `Secure` session cookie over http.
+    let base = format!("http://localhost:{}", site.worker.port());
+    browser.goto(&format!("{base}/admin")).await?;
+    browser.fill("input[name=token]", ADMIN_TOKEN).await?;
+    browser.submit("form").await?;
+    browser
+        .wait_for(
+            &format!("[data-action=test][data-host=\"{HOST}\"]"),
+            Duration::from_secs(15),
+        )
+        .await?;
+    let session = browser
+        .cookie("ttedge_session")
+        .await?
+        .context("no session cookie after logging in")?;
+    assert!(session.http_only && session.secure, "{session:?}");
+    assert_eq!(session.same_site.as_deref(), Some("Strict"), "{session:?}");
+
+    // The page's figures are the health API's.
+    let integer = |path: &str| {
+        let mut value = &health;
+        for key in path.split('.') {
+            value = &value[key];
+        }
+        value.as_u64().map_or("–".to_string(), |n| n.to_string())
+    };
+    for metric in [
+        "windows.last_hour.received",
+        "windows.last_hour.delivered",
+        "windows.last_hour.parked",
+        "windows.last_24h.delivered",
+        "windows.last_7d.received",
+        "current.queue_depth",
+        "current.parked",
+        "emq.events",
+        "recovery.conversions_delivered",
+        "recovery.unseen_by_pixel",
+    ] {
+        let name = metric.trim_start_matches("windows.");
+        let shown = browser.text(&format!("[data-metric=\"{name}\"]")).await?;
+        assert_eq!(shown, integer(metric), "{name}");
+    }
+    assert_eq!(integer("windows.last_hour.delivered"), "6");
+    assert_eq!(integer("recovery.unseen_by_pixel"), "3");
+    let rate = health["windows"]["last_hour"]["success_rate"]
+        .as_f64()
+        .context("no success rate")?;
+    let shown = browser
+        .text("[data-metric=\"last_hour.success_rate\"]")
+        .await?;
+    assert_eq!(shown, format!("{:.1}", rate * 100.0));
+    let mean = health["emq"]["mean"].as_f64().context("no EMQ mean")?;
+    assert_eq!(
+        browser.text("[data-metric=\"emq.mean\"]").await?,
+        format!("{mean:.1}")
+    );
+    let parked_rows = browser.texts("[data-action=replay][data-event-id]").await?;
+    assert_eq!(
+        parked_rows.len(),
+        1,
+        "one parked event with its replay button"
+    );
+
+    // Test: the result with its latency and coaching, sent with the destination's test code.
+    let requests_before = site.tiktok.requests().len();
+    browser
+        .click(&format!("[data-action=test][data-host=\"{HOST}\"]"))
+        .await?;
+    let result_js =
+        format!("return (document.getElementById('test-result-{HOST}') || {{}}).textContent || ''");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        let text = browser.execute(&result_js, vec![]).await?;
+        let text = text.as_str().unwrap_or_default().to_string();
+        if text.contains("successful") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(result.contains("Connection test successful!"), "{result}");
+    assert!(result.contains("ms"), "latency shown: {result}");
+    assert!(
+        result.to_lowercase().contains("email"),
+        "coaching shown: {result}"
+    );
+    let test_request = site
+        .tiktok
+        .requests()
+        .into_iter()
+        .skip(requests_before)
+        .find(|r| r.field("test_event_code") == Some("TEST4242"))
+        .context("the connection test never reached TikTok with the test code")?;
+    assert_eq!(test_request.header("access-token"), Some(TOKEN));
+
+    // Screenshot for the README, with real figures and a test result on it.
+    let shot = repo_root().join("docs/dashboard.png");
+    browser.screenshot(&shot).await?;
+    assert!(std::fs::metadata(&shot)?.len() > 10_000);
+
+    // Live off from the page: the API agrees.
+    let switch = format!("[data-action=live][data-host=\"{HOST}\"]");
+    assert_eq!(
+        browser.attr(&switch, "data-live").await?.as_deref(),
+        Some("true")
+    );
+    browser.click(&switch).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let stored = site
+            .admin_get(&format!("/admin/api/destinations/{HOST}"))
+            .await?;
+        if stored["live"] == false {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "live never went off: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser
+        .wait_for(
+            &format!("{switch}[data-live=\"false\"]"),
+            Duration::from_secs(15),
+        )
+        .await?;
+    browser.close().await?;
+    Ok(())
+}
