@@ -3,7 +3,7 @@
 use worker::{Response, Result};
 
 /// The snippet, shipped inside the Worker.
-const SDK_JS: &str = include_str!("sdk.js");
+const SDK_JS: &str = include_str!("../sdk/ttedge.js");
 
 /// Serves the snippet, cacheable for an hour.
 pub fn serve() -> Result<Response> {
