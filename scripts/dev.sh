@@ -27,6 +27,8 @@ else
     --var "TIKTOK_PIXEL_ID:SANDBOXPIXEL1"
     --var "SITE_ORIGINS:http://localhost:$port,http://127.0.0.1:$port"
     --var "ADMIN_TOKEN:dev-admin-token"
+    # A fixed key for local use only: production keys come from `openssl rand -hex 32`.
+    --var "MASTER_KEY:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
   )
   mode=sandbox
 fi
@@ -47,7 +49,14 @@ fi
 curl -i http://127.0.0.1:$port/collect -H 'Content-Type: application/json' -H 'CF-Connecting-IP: 203.0.113.7' --data '{"event":"purchase","event_id":"order-1001","url":"https://shop.com/thanks?ttclid=E.C.P.demo","user_data":{"email":" User@Example.com ","phone":"+1 (555) 123-4567"},"properties":{"value":59.9,"currency":"usd","items":[{"product_id":"sku-1","quantity":2,"price":29.95}]},"consent":{"sendable_to_ads":true,"ad_storage":"granted","ad_user_data":"granted"}}'
 
 MSG
-      [[ $mode == sandbox ]] && echo "    The sandbox above prints what TikTok receives. Admin: curl -H 'Authorization: Bearer dev-admin-token' http://127.0.0.1:$port/admin/api/status"
+      if [[ $mode == sandbox ]]; then
+        cat <<MSG
+    The sandbox above prints what TikTok receives.
+    Dashboard: http://localhost:$port/admin (admin token: dev-admin-token)
+    Add a second site, served when /collect is called on t.shop.test:
+      curl -X PUT http://127.0.0.1:$port/admin/api/destinations/t.shop.test -H 'Authorization: Bearer dev-admin-token' --data '{"pixel_id":"SANDBOXPIXEL2","access_token":"sandbox-token-2","live":true,"site_origins":["https://shop.test"]}'
+MSG
+      fi
       exit 0
     fi
     sleep 1

@@ -16,7 +16,7 @@ use worker::{
 };
 
 use crate::error::ApiError;
-use crate::runtime::now_ms;
+use crate::runtime::{self, now_ms};
 
 /// Binding name in wrangler.toml.
 const BINDING: &str = "CONFIG";
@@ -228,12 +228,7 @@ pub struct Config {
 
 impl DurableObject for Config {
     fn new(state: State, _env: Env) -> Self {
-        let sql = state.storage().sql();
-        for statement in SCHEMA {
-            if let Err(error) = sql.exec(statement, None) {
-                worker::console_error!("config schema: {error}");
-            }
-        }
+        runtime::create_schema(&state.storage().sql(), SCHEMA, "config");
         Config { state }
     }
 

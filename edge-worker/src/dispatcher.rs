@@ -36,8 +36,8 @@ use worker::{
 
 use crate::config::{self, SiteConfig, Source};
 use crate::error::ApiError;
-use crate::runtime::now_ms;
-use crate::tiktok_client::post_track;
+use crate::runtime::{self, now_ms};
+use crate::tiktok_client::{post_track, CallOutcome};
 
 /// Binding name in wrangler.toml.
 const BINDING: &str = "DISPATCHER";
@@ -173,6 +173,13 @@ struct Delivery {
     access_token: String,
     timeout_ms: u32,
     rate_limit_per_minute: u32,
+}
+
+impl Delivery {
+    /// One call to TikTok's track endpoint with this token.
+    async fn post(&self, body: String) -> CallOutcome {
+        post_track(&self.api_base, &self.access_token, body, self.timeout_ms).await
+    }
 }
 
 /// What the Worker hands over for one collect request.
@@ -409,13 +416,8 @@ pub struct Dispatcher {
 
 impl DurableObject for Dispatcher {
     fn new(state: State, env: Env) -> Self {
-        // `exec` is synchronous: the schema exists before the first event arrives.
         let sql = state.storage().sql();
-        for statement in SCHEMA {
-            if let Err(error) = sql.exec(statement, None) {
-                worker::console_error!("dispatcher schema: {error}");
-            }
-        }
+        runtime::create_schema(&sql, SCHEMA, "dispatcher");
         for statement in MIGRATIONS {
             // Fails with "duplicate column" on every start but the first: nothing to do.
             let _ = sql.exec(statement, None);
@@ -768,13 +770,7 @@ impl Dispatcher {
         let n = batch.len() as u64;
         self.count(sent_at, "requests", 1)?;
         self.count(sent_at, "sent", n)?;
-        let outcome = post_track(
-            &delivery.api_base,
-            &delivery.access_token,
-            body,
-            delivery.timeout_ms,
-        )
-        .await;
+        let outcome = delivery.post(body).await;
 
         // Everything below is synchronous SQL: it commits as one unit.
         let now = now_ms();
@@ -962,13 +958,7 @@ impl Dispatcher {
         let body = request_body(key, &[&*element]);
         let send = self.record_send(now)?;
         self.count(now, "requests", 1)?;
-        let outcome = post_track(
-            &delivery.api_base,
-            &delivery.access_token,
-            body,
-            delivery.timeout_ms,
-        )
-        .await;
+        let outcome = delivery.post(body).await;
         let answered_at = now_ms();
         self.settle_send(send, answered_at)?;
         self.record_call(

@@ -28,7 +28,8 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
     answer.or_else(|error| ApiError::from(error).into_response())
 }
 
-fn wrong_method(method: Method, allowed: &str) -> Result<Response> {
+/// 405 with `Allow`.
+pub fn wrong_method(method: Method, allowed: &str) -> Result<Response> {
     let response = ApiError::new(
         405,
         "method_not_allowed",

@@ -1,6 +1,6 @@
 //! The clock and randomness core may not fetch itself.
 
-use worker::{Date, Result};
+use worker::{Date, Result, SqlStorage};
 
 /// Milliseconds since the epoch. In workerd the clock only advances across I/O.
 pub fn now_ms() -> u64 {
@@ -13,4 +13,15 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     getrandom::fill(&mut bytes)
         .map_err(|error| worker::Error::RustError(format!("no randomness: {error}")))?;
     Ok(bytes)
+}
+
+/// Runs a Durable Object's `CREATE ... IF NOT EXISTS` statements when the object starts.
+/// `exec` is synchronous, so the schema exists before the first request; a failure is
+/// logged (the first query will then say what is missing) rather than panicking.
+pub fn create_schema(sql: &SqlStorage, statements: &[&str], object: &str) {
+    for statement in statements {
+        if let Err(error) = sql.exec(statement, None) {
+            worker::console_error!("{object} schema: {error}");
+        }
+    }
 }

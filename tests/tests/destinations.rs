@@ -98,73 +98,44 @@ async fn destinations_are_validated_stored_masked_and_deleted() -> anyhow::Resul
         body[field] = value;
         body.to_string()
     };
-    refused(
-        &site,
-        HOST_A,
-        &with("pixel_id", json!("")),
-        "invalid_field",
-        "pixel_id",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with("pixel_id", json!("C4-X")),
-        "invalid_field",
-        "pixel_id",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with(
+    let bad_settings = [
+        ("pixel_id", json!(""), "invalid_field", "pixel_id"),
+        ("pixel_id", json!("C4-X"), "invalid_field", "pixel_id"),
+        (
             "site_origins",
             json!(["https://shop-a.test", "http://shop-a.test"]),
+            "invalid_field",
+            "site_origins[1]",
         ),
-        "invalid_field",
-        "site_origins[1]",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with("rate_limit_per_minute", json!(0)),
-        "invalid_field",
-        "rate_limit_per_minute",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with("live", json!("yes")),
-        "invalid_field",
-        "live",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with("custom_event", json!(false)),
-        "unknown_field",
-        "custom_event",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with("cookie_domain", json!("shop-b.test")),
-        "invalid_field",
-        "cookie_domain",
-    )
-    .await?;
-    refused(
-        &site,
-        HOST_A,
-        &with("event_overrides", json!({"add_to_cart": "Not A Name!"})),
-        "invalid_field",
-        "event_overrides.add_to_cart",
-    )
-    .await?;
+        (
+            "rate_limit_per_minute",
+            json!(0),
+            "invalid_field",
+            "rate_limit_per_minute",
+        ),
+        ("live", json!("yes"), "invalid_field", "live"),
+        (
+            "custom_event",
+            json!(false),
+            "unknown_field",
+            "custom_event",
+        ),
+        (
+            "cookie_domain",
+            json!("shop-b.test"),
+            "invalid_field",
+            "cookie_domain",
+        ),
+        (
+            "event_overrides",
+            json!({"add_to_cart": "Not A Name!"}),
+            "invalid_field",
+            "event_overrides.add_to_cart",
+        ),
+    ];
+    for (field, value, code, path) in bad_settings {
+        refused(&site, HOST_A, &with(field, value), code, path).await?;
+    }
     let mut no_token = good.clone();
     no_token.as_object_mut().unwrap().remove("access_token");
     refused(

@@ -39,7 +39,7 @@ use crate::config::{self, SiteConfig, Source};
 use crate::config_store::{self, Put, StoredDestination};
 use crate::dispatcher::{self, ConversionQuery, ParkedPage, Replay, TestCall};
 use crate::error::ApiError;
-use crate::runtime;
+use crate::{router, runtime};
 
 /// The most event ids one replay may list.
 const MAX_REPLAY_IDS: usize = 1_000;
@@ -79,14 +79,7 @@ fn not_found(path: &str) -> ApiError {
 }
 
 fn wrong_method(method: Method, allowed: &str) -> Answer {
-    let response = ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("{method} is not allowed here; use {allowed}"),
-    )
-    .into_response()?;
-    response.headers().set("Allow", allowed)?;
-    Ok(response)
+    Ok(router::wrong_method(method, allowed)?)
 }
 
 /// `/admin/api/destinations/{host}[/action]`.
