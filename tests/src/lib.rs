@@ -44,6 +44,7 @@
 
 pub mod browser;
 pub mod mock;
+pub mod pages;
 pub mod site;
 pub mod worker;
 

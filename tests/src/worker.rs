@@ -52,6 +52,18 @@ pub fn http_client() -> reqwest::Client {
         .expect("building a reqwest client without TLS cannot fail")
 }
 
+/// [`http_client`] that also speaks HTTPS and trusts any certificate: for `wrangler dev
+/// --local-protocol https` ([`WranglerDevOptions::https`]) and other loopback servers with
+/// self-signed certificates. Never for anything but loopback.
+pub fn https_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("building a reqwest client with rustls cannot fail")
+}
+
 /// A free TCP port on 127.0.0.1 (bound then released, so another process could take it in
 /// between; good enough on a test machine).
 pub fn free_port() -> anyhow::Result<u16> {
@@ -141,6 +153,9 @@ pub struct WranglerDevOptions {
     pub log_level: String,
     /// How long to wait for `GET /healthz` to answer 2xx.
     pub ready_timeout: Duration,
+    /// `--local-protocol https`: TLS with wrangler's self-signed certificate, and an `https://`
+    /// [`WranglerDev::base_url`]. Off by default.
+    pub https: bool,
 }
 
 impl Default for WranglerDevOptions {
@@ -152,6 +167,7 @@ impl Default for WranglerDevOptions {
             log_path: None,
             log_level: "log".to_owned(),
             ready_timeout: Duration::from_secs(90),
+            https: false,
         }
     }
 }
@@ -183,6 +199,13 @@ impl WranglerDevOptions {
     /// Appends wrangler's output to `path`.
     pub fn log_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.log_path = Some(path.into());
+        self
+    }
+
+    /// Serves HTTPS (`--local-protocol https`, wrangler's self-signed certificate) instead of
+    /// HTTP; reach it with [`https_client`].
+    pub fn https(mut self, https: bool) -> Self {
+        self.https = https;
         self
     }
 }
@@ -295,9 +318,10 @@ impl WranglerDev {
         self.restart().await
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` with [`WranglerDevOptions::https`].
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.opts.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port it listens on.
@@ -442,6 +466,9 @@ impl WranglerDev {
             // starting at the same moment both take it and one dies ("Address already in use").
             .arg("--inspector-port")
             .arg(free_port()?.to_string());
+        if self.opts.https {
+            cmd.arg("--local-protocol").arg("https");
+        }
         for (name, value) in &self.opts.vars {
             cmd.arg("--var").arg(format!("{name}:{value}"));
         }
@@ -465,7 +492,11 @@ impl WranglerDev {
             .with_context(|| format!("spawning {}", wrangler.display()))?;
         self.child = Some(child);
 
-        let client = http_client();
+        let client = if self.opts.https {
+            https_client()
+        } else {
+            http_client()
+        };
         let url = format!("{}/healthz", self.base_url());
         let deadline = started + self.opts.ready_timeout;
         let mut last: String;
