@@ -15,8 +15,16 @@ cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 build="$root/edge-worker/build"
 stamp="$build/.inputs.sha256"
 
-inputs=("$root/edge-worker/src" "$root/edge-worker/sdk" "$root/edge-worker/Cargo.toml" "$root/Cargo.lock"
-  "$root/core/src" "$root/core/data" "$root/core/Cargo.toml" "$0")
+# One build at a time: `wrangler dev` runs this script on every start, and tests start several
+# at once. The others wait, then find the build up to date.
+mkdir -p "$root/target"
+exec 9>"$root/target/build-worker.lock"
+flock 9
+
+# Paths relative to the root, so the hash is the same however the script was called.
+cd "$root"
+inputs=(edge-worker/src edge-worker/sdk edge-worker/Cargo.toml Cargo.lock core/src core/data
+  core/Cargo.toml scripts/build-worker.sh)
 inputs_hash=$(find "${inputs[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [[ "${TTEDGE_FORCE_BUILD:-}" != 1 && -f "$build/index.js" && -f "$build/index_bg.wasm" &&
   "$(cat "$stamp" 2>/dev/null)" == "$inputs_hash" ]]; then

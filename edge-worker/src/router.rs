@@ -56,11 +56,14 @@ async fn healthz(req: &Request, env: &Env) -> Result<Response> {
             };
             serde_json::json!({ "ok": true, "configured": true, "queue": queue })
         }
-        Err(error) => serde_json::json!({
-            "ok": true,
-            "configured": false,
-            "error": error,
-        }),
+        Err(error) => {
+            // Every misconfigured setting, or why there is no destination at all.
+            let problems = match error.problems.is_empty() {
+                true => vec![error.message],
+                false => error.problems,
+            };
+            serde_json::json!({ "ok": true, "configured": false, "problems": problems })
+        }
     };
     Response::from_json(&body)
 }

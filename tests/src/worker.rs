@@ -76,8 +76,8 @@ static BUILD: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Builds the Worker with `scripts/build-worker.sh` the first time it is called in this
 /// process; later calls return the first result. The script skips the build when
-/// `edge-worker/build` is up to date, and runs under `flock` (when installed) on
-/// `target/ttedge-e2e-build.lock` so concurrent test processes do not build side by side.
+/// `edge-worker/build` is up to date, and holds a lock while it builds, so concurrent test
+/// processes (and the `wrangler dev` instances they start) never build side by side.
 /// The error carries the script's whole output.
 pub async fn ensure_worker_built() -> anyhow::Result<()> {
     let result = tokio::task::spawn_blocking(|| BUILD.get_or_init(build_worker).clone())
@@ -89,27 +89,13 @@ pub async fn ensure_worker_built() -> anyhow::Result<()> {
 fn build_worker() -> Result<(), String> {
     let root = repo_root();
     let script = root.join("scripts/build-worker.sh");
-    let lock_dir = root.join("target");
-    let _ = fs::create_dir_all(&lock_dir);
-    let lock = lock_dir.join("ttedge-e2e-build.lock");
     let started = Instant::now();
-    let run = |with_flock: bool| {
-        let mut cmd = if with_flock {
-            let mut c = Command::new("flock");
-            c.arg(&lock).arg("bash").arg(&script);
-            c
-        } else {
-            let mut c = Command::new("bash");
-            c.arg(&script);
-            c
-        };
-        cmd.current_dir(&root).stdin(Stdio::null()).output()
-    };
-    let output = match run(true) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => run(false),
-        other => other,
-    }
-    .map_err(|e| format!("could not run bash {}: {e}", script.display()))?;
+    let output = Command::new("bash")
+        .arg(&script)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run bash {}: {e}", script.display()))?;
     if output.status.success() {
         let what = if String::from_utf8_lossy(&output.stdout).contains("up to date") {
             "up to date"
