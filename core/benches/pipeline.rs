@@ -70,9 +70,10 @@ fn process(body: &[u8], ctx: &RequestContext<'_>, destination: &Destination) -> 
         .events
         .iter()
         .map(|event| {
-            let element = serde_json::to_string(&event.tiktok).expect("serialises");
+            // What the Worker stores for the Dispatcher, and the score it answers with.
+            let element = event.tiktok.as_ref().map_or(0, |e| e.to_json().len());
             let emq = serde_json::to_string(&event.emq).expect("serialises");
-            element.len() + emq.len()
+            element + emq.len()
         })
         .sum()
 }

@@ -36,6 +36,7 @@ pub mod destination;
 pub mod event;
 pub mod hashing;
 pub mod health;
+mod json;
 pub mod latency;
 pub mod mapping;
 pub mod pipeline;

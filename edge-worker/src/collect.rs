@@ -126,7 +126,7 @@ async fn handle(
     };
     let prepared = prepare_request(events, &ctx, &site.destination);
 
-    let intake = intake(site, &prepared.events)?;
+    let intake = intake(site, &prepared.events);
     let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
     prepared.events.iter().for_each(log_weak_match);
 
@@ -148,7 +148,7 @@ async fn handle(
 }
 
 /// What the Dispatcher stores: the ready elements, and counts of the rest for health.
-fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<Intake, ApiError> {
+fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> Intake {
     let mut intake = Intake {
         live: site.live,
         ..Intake::default()
@@ -174,11 +174,10 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<In
             pixel_status: event.pixel,
             score: event.emq.as_ref().map(|emq| emq.score.0),
             conversion: is_conversion(name, &site.conversion_events),
-            element: serde_json::to_string(element)
-                .map_err(|e| worker::Error::from(e.to_string()))?,
+            element: element.to_json(),
         });
     }
-    Ok(intake)
+    intake
 }
 
 /// Under its threshold, an event's coaching goes to the log as well as the answer, so an

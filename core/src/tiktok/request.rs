@@ -6,6 +6,8 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::json::{self, Object};
+
 /// Path of the track endpoint, appended to `TIKTOK_API_BASE`.
 pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
 
@@ -31,6 +33,71 @@ pub struct TrackEvent {
     pub properties: TrackProperties,
     /// Limited Data Use, from consent.
     pub limited_data_use: bool,
+}
+
+impl TrackEvent {
+    /// The element as JSON: the same bytes as `serde_json::to_string(self)`, written
+    /// several times faster (see [`crate::json`]). This is what the Worker stores and sends.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.json_len_hint());
+        let mut element = Object::open(&mut out);
+        element.str("event", &self.event);
+        json::write_int(element.key("event_time"), self.event_time);
+        element.str("event_id", &self.event_id);
+        self.user.write_json(element.key("user"));
+        if !self.page.is_empty() {
+            let mut page = Object::open(element.key("page"));
+            page.opt_str("url", self.page.url.as_deref());
+            page.opt_str("referrer", self.page.referrer.as_deref());
+            page.close();
+        }
+        if !self.properties.is_empty() {
+            self.properties.write_json(element.key("properties"));
+        }
+        json::write_bool(element.key("limited_data_use"), self.limited_data_use);
+        element.close();
+        out
+    }
+
+    /// Enough room for the element without escapes, so the string is allocated once.
+    fn json_len_hint(&self) -> usize {
+        let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        let user = &self.user;
+        let properties = &self.properties;
+        let contents: usize = properties
+            .contents
+            .iter()
+            .map(|c| {
+                120 + text(&c.content_id)
+                    + text(&c.content_name)
+                    + text(&c.content_category)
+                    + text(&c.brand)
+            })
+            .sum();
+        400 + self.event.len()
+            + self.event_id.len()
+            + [
+                &user.email,
+                &user.phone,
+                &user.external_id,
+                &user.ttp,
+                &user.ttclid,
+                &user.ip,
+                &user.user_agent,
+                &user.locale,
+                &self.page.url,
+                &self.page.referrer,
+                &properties.currency,
+                &properties.content_type,
+                &properties.order_id,
+                &properties.query,
+                &properties.description,
+            ]
+            .into_iter()
+            .map(text)
+            .sum::<usize>()
+            + contents
+    }
 }
 
 /// `data[].user`. Absent values are left out rather than sent empty.
@@ -60,6 +127,21 @@ pub struct User {
     /// The first `Accept-Language` tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+}
+
+impl User {
+    fn write_json(&self, out: &mut String) {
+        let mut user = Object::open(out);
+        user.opt_str("email", self.email.as_deref());
+        user.opt_str("phone", self.phone.as_deref());
+        user.opt_str("external_id", self.external_id.as_deref());
+        user.opt_str("ttp", self.ttp.as_deref());
+        user.opt_str("ttclid", self.ttclid.as_deref());
+        user.opt_str("ip", self.ip.as_deref());
+        user.opt_str("user_agent", self.user_agent.as_deref());
+        user.opt_str("locale", self.locale.as_deref());
+        user.close();
+    }
 }
 
 /// `data[].page`.
@@ -109,6 +191,28 @@ impl TrackProperties {
     fn is_empty(&self) -> bool {
         *self == TrackProperties::default()
     }
+
+    fn write_json(&self, out: &mut String) {
+        let mut properties = Object::open(out);
+        properties.opt_f64("value", self.value);
+        properties.opt_str("currency", self.currency.as_deref());
+        properties.opt_str("content_type", self.content_type.as_deref());
+        if !self.contents.is_empty() {
+            let out = properties.key("contents");
+            out.push('[');
+            for (index, content) in self.contents.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                content.write_json(out);
+            }
+            out.push(']');
+        }
+        properties.opt_str("order_id", self.order_id.as_deref());
+        properties.opt_str("query", self.query.as_deref());
+        properties.opt_str("description", self.description.as_deref());
+        properties.close();
+    }
 }
 
 /// One of `properties.contents`.
@@ -132,6 +236,21 @@ pub struct Content {
     /// Unit price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
+}
+
+impl Content {
+    fn write_json(&self, out: &mut String) {
+        let mut content = Object::open(out);
+        content.opt_str("content_id", self.content_id.as_deref());
+        content.opt_str("content_name", self.content_name.as_deref());
+        content.opt_str("content_category", self.content_category.as_deref());
+        content.opt_str("brand", self.brand.as_deref());
+        if let Some(quantity) = self.quantity {
+            json::write_int(content.key("quantity"), quantity);
+        }
+        content.opt_f64("price", self.price);
+        content.close();
+    }
 }
 
 /// What puts two events in different requests: the pixel and the test event code.
@@ -242,6 +361,68 @@ mod tests {
         );
         let body = request_body(key("PIX", None), &[&raw]);
         assert!(!body.contains("test_event_code"));
+    }
+
+    fn element(text: &str, value: Option<f64>, contents: Vec<Content>) -> TrackEvent {
+        let some = || Some(String::from(text));
+        TrackEvent {
+            event: String::from("Custom\"Name"),
+            event_time: -1,
+            event_id: String::from(text),
+            user: User {
+                email: some(),
+                ttclid: some(),
+                locale: some(),
+                ..User::default()
+            },
+            page: Page {
+                url: None,
+                referrer: some(),
+            },
+            properties: TrackProperties {
+                value,
+                currency: some(),
+                contents,
+                description: some(),
+                ..TrackProperties::default()
+            },
+            limited_data_use: true,
+        }
+    }
+
+    #[test]
+    fn to_json_is_serde_json_byte_for_byte() {
+        let content = Content {
+            content_id: Some(String::from("sku-1")),
+            quantity: Some(u32::MAX),
+            price: Some(0.1 + 0.2),
+            ..Content::default()
+        };
+        let elements = [
+            element(
+                "plain",
+                Some(16.48),
+                alloc::vec![content.clone(), Content::default()],
+            ),
+            element(
+                "tab\there \"quoted\" \u{1} ünï 😀",
+                Some(f64::NAN),
+                Vec::new(),
+            ),
+            element("", None, alloc::vec![content]),
+            TrackEvent {
+                event: String::from("Lead"),
+                event_time: 1_705_320_000,
+                event_id: String::from("id"),
+                user: User::default(),
+                page: Page::default(),
+                properties: TrackProperties::default(),
+                limited_data_use: false,
+            },
+        ];
+        for element in &elements {
+            assert_eq!(element.to_json(), serde_json::to_string(element).unwrap());
+        }
     }
 
     #[test]

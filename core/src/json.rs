@@ -1,0 +1,214 @@
+//! A small JSON writer for the hot path: the `data[]` element of every event.
+//!
+//! serde_json escapes strings one byte at a time through its `Formatter`; this writer checks
+//! eight bytes at a time and copies clean runs whole, which matters because an element is
+//! mostly long clean strings (user agent, URLs, hashes). The output is byte-for-byte what
+//! serde_json writes for the same values: the same escapes (`\"`, `\\`, `\b`, `\f`, `\n`,
+//! `\r`, `\t`, other controls as `\u00xx`; nothing else), `null` for non-finite floats,
+//! and the same number formatting crates (`itoa`, `zmij`). Tests hold it to serde_json.
+
+use alloc::string::String;
+
+/// Writes the members of one JSON object, with a comma before all but the first.
+pub(crate) struct Object<'w> {
+    out: &'w mut String,
+    empty: bool,
+}
+
+impl<'w> Object<'w> {
+    /// Opens an object in `out`.
+    pub(crate) fn open(out: &'w mut String) -> Self {
+        out.push('{');
+        Object { out, empty: true }
+    }
+
+    /// Writes `"key":` and returns the buffer for the value. Keys are plain ASCII literals.
+    pub(crate) fn key(&mut self, key: &str) -> &mut String {
+        if !core::mem::replace(&mut self.empty, false) {
+            self.out.push(',');
+        }
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    /// A string member.
+    pub(crate) fn str(&mut self, key: &str, value: &str) {
+        write_str(self.key(key), value);
+    }
+
+    /// A string member, left out when `None` (`skip_serializing_if = "Option::is_none"`).
+    pub(crate) fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
+    }
+
+    /// A float member, left out when `None`.
+    pub(crate) fn opt_f64(&mut self, key: &str, value: Option<f64>) {
+        if let Some(value) = value {
+            write_f64(self.key(key), value);
+        }
+    }
+
+    /// Closes the object.
+    pub(crate) fn close(self) {
+        self.out.push('}');
+    }
+}
+
+/// An integer, as serde_json writes it.
+pub(crate) fn write_int(out: &mut String, value: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
+/// A float, as serde_json writes it: shortest round-trip digits, `null` when not finite.
+pub(crate) fn write_f64(out: &mut String, value: f64) {
+    if value.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(value));
+    } else {
+        out.push_str("null");
+    }
+}
+
+/// A boolean.
+pub(crate) fn write_bool(out: &mut String, value: bool) {
+    out.push_str(if value { "true" } else { "false" });
+}
+
+/// A quoted, escaped string.
+pub(crate) fn write_str(out: &mut String, value: &str) {
+    out.push('"');
+    let bytes = value.as_bytes();
+    let mut clean_from = 0;
+    while let Some(offset) = find_escape(&bytes[clean_from..]) {
+        let at = clean_from + offset;
+        // Every byte that needs an escape is ASCII, so `at` is a character boundary.
+        out.push_str(&value[clean_from..at]);
+        write_escape(out, bytes[at]);
+        clean_from = at + 1;
+    }
+    out.push_str(&value[clean_from..]);
+    out.push('"');
+}
+
+/// Whether JSON needs `byte` escaped: a control character, `"` or `\`.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
+}
+
+/// The position of the first byte that needs an escape. Eight bytes at a time: a word
+/// holds one when some byte is below 0x20 or equals `"` or `\`, tested with the classic
+/// "has a byte less than n" bit trick (exact as a yes/no answer).
+fn find_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_byte_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
+    let mut clean = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let special = has_byte_below(word, 0x20)
+            | has_byte_below(word ^ (ONES * u64::from(b'"')), 1)
+            | has_byte_below(word ^ (ONES * u64::from(b'\\')), 1);
+        if special != 0 {
+            break;
+        }
+        clean += 8;
+    }
+    bytes[clean..]
+        .iter()
+        .position(|&b| needs_escape(b))
+        .map(|at| clean + at)
+}
+
+fn write_escape(out: &mut String, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match byte {
+        b'"' => out.push_str("\\\""),
+        b'\\' => out.push_str("\\\\"),
+        0x08 => out.push_str("\\b"),
+        0x0c => out.push_str("\\f"),
+        b'\n' => out.push_str("\\n"),
+        b'\r' => out.push_str("\\r"),
+        b'\t' => out.push_str("\\t"),
+        _ => {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(value: &str) -> String {
+        let mut out = String::new();
+        write_str(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn strings_match_serde_json() {
+        let mut every_ascii = String::new();
+        for byte in 0u8..0x80 {
+            every_ascii.push(char::from(byte));
+        }
+        for value in [
+            "",
+            "plain",
+            "exactly8",
+            "a \"quoted\" \\ path/with/slashes",
+            "control\u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f} end",
+            "ünïcödé 😀 \u{2028} and a long clean run after it, longer than eight bytes",
+            "\"",
+            "\\\\\\\\\\\\\\\\\\",
+            every_ascii.as_str(),
+        ] {
+            assert_eq!(written(value), serde_json::to_string(value).unwrap());
+        }
+    }
+
+    #[test]
+    fn every_byte_at_every_position_of_a_word() {
+        for byte in 0..=u8::MAX {
+            for at in 0..20 {
+                let mut bytes = [b'a'; 20];
+                bytes[at] = byte;
+                let expected = needs_escape(byte).then_some(at);
+                assert_eq!(find_escape(&bytes), expected, "byte {byte:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_match_serde_json() {
+        for value in [
+            0.0,
+            -0.0,
+            1.0,
+            16.48,
+            0.1 + 0.2,
+            1e21,
+            1e-7,
+            5e-324,
+            f64::MAX,
+            -123.456,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let mut out = String::new();
+            write_f64(&mut out, value);
+            assert_eq!(out, serde_json::to_string(&value).unwrap());
+        }
+        for value in [0i64, -1, i64::MIN, i64::MAX, 1_705_320_000] {
+            let mut out = String::new();
+            write_int(&mut out, value);
+            assert_eq!(out, serde_json::to_string(&value).unwrap());
+        }
+    }
+}
