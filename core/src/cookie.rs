@@ -5,6 +5,7 @@
 //! server-set first-party cookie and lives its full 13 months. It is **not** `HttpOnly`: the
 //! pixel on the page must still read it.
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use base64::Engine;
 
@@ -132,8 +133,8 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// The `ttclid` query parameter of a page URL. Click ids rarely need decoding, so only a
-/// value holding `%` or `+` goes through the form decoder.
-pub fn ttclid_from_url(url: &str) -> Option<String> {
+/// value holding `%` or `+` goes through the form decoder; any other is borrowed from `url`.
+pub fn ttclid_from_url(url: &str) -> Option<Cow<'_, str>> {
     let query = url.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or_default();
     let pair = query.split('&').find(|pair| {
@@ -142,11 +143,13 @@ pub fn ttclid_from_url(url: &str) -> Option<String> {
     })?;
     let raw = &pair[TTCLID.len() + 1..];
     let value = if raw.contains(['%', '+']) {
-        form_urlencoded::parse(pair.as_bytes())
-            .next()
-            .map(|(_, value)| value.trim().to_string())?
+        Cow::Owned(
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map(|(_, value)| value.trim().to_string())?,
+        )
     } else {
-        raw.trim().to_string()
+        Cow::Borrowed(raw.trim())
     };
     (!value.is_empty()).then_some(value)
 }
