@@ -9,9 +9,16 @@ use sha2::{Digest, Sha256};
 
 /// SHA-256 of `text`, as 64 lower-case hex characters.
 pub fn sha256_hex(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex_digest = [0u8; 64];
-    // 32 bytes always fit 64 hex characters.
-    let _ = hex::encode_to_slice(Sha256::digest(text.as_bytes()), &mut hex_digest);
+    for (pair, byte) in hex_digest
+        .chunks_exact_mut(2)
+        .zip(Sha256::digest(text.as_bytes()))
+    {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    // Hex digits are ASCII.
     core::str::from_utf8(&hex_digest)
         .map(String::from)
         .unwrap_or_default()
@@ -33,13 +40,23 @@ fn hash_normalized(normalized: &str) -> Option<String> {
     }
 }
 
+/// Normalised values up to this many bytes are built on the stack, not in a `String`.
+const ON_STACK: usize = 128;
+
 /// Email: trim, lower-case, SHA-256.
 pub fn email(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    if trimmed.is_ascii() {
-        hash_normalized(&trimmed.to_ascii_lowercase())
-    } else {
-        hash_normalized(&trimmed.to_lowercase())
+    if !trimmed.is_ascii() {
+        return hash_normalized(&trimmed.to_lowercase());
+    }
+    let mut buffer = [0u8; ON_STACK];
+    match buffer.get_mut(..trimmed.len()) {
+        Some(lowered) => {
+            lowered.copy_from_slice(trimmed.as_bytes());
+            lowered.make_ascii_lowercase();
+            hash_normalized(core::str::from_utf8(lowered).ok()?)
+        }
+        None => hash_normalized(&trimmed.to_ascii_lowercase()),
     }
 }
 
@@ -49,12 +66,23 @@ pub fn phone(raw: &str) -> Option<String> {
     if is_sha256_hex(trimmed) {
         return Some(trimmed.to_ascii_lowercase());
     }
-    let digits: String = trimmed
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(char::from)
-        .collect();
-    hash_normalized(&digits)
+    let mut digits = trimmed.bytes().filter(u8::is_ascii_digit);
+    let mut buffer = [0u8; ON_STACK];
+    let mut len = 0;
+    for (slot, digit) in buffer.iter_mut().zip(&mut digits) {
+        *slot = digit;
+        len += 1;
+    }
+    if digits.next().is_some() {
+        // Longer than any phone number, but still hashed the same way.
+        let all: String = trimmed
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .map(char::from)
+            .collect();
+        return hash_normalized(&all);
+    }
+    hash_normalized(core::str::from_utf8(&buffer[..len]).ok()?)
 }
 
 /// External id: trim, SHA-256.
@@ -65,6 +93,7 @@ pub fn external_id(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     // Expected digests computed with coreutils, e.g.
     //   printf '%s' 'user@example.com' | sha256sum
@@ -104,6 +133,19 @@ mod tests {
             external_id(USER_AT_EXAMPLE).as_deref(),
             Some(USER_AT_EXAMPLE)
         );
+    }
+
+    #[test]
+    fn long_values_are_normalised_like_short_ones() {
+        let local = "A".repeat(ON_STACK + 10);
+        assert_eq!(
+            email(&format!(" {local}@Example.com")),
+            Some(sha256_hex(&format!("{}@example.com", local.to_lowercase())))
+        );
+        let digits = "1234567890".repeat(ON_STACK / 10 + 1);
+        assert_eq!(phone(&format!("+{digits}")), Some(sha256_hex(&digits)));
+        let exactly = "9".repeat(ON_STACK);
+        assert_eq!(phone(&format!("({exactly})")), Some(sha256_hex(&exactly)));
     }
 
     #[test]
