@@ -15,6 +15,8 @@ use core::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+mod fast;
+
 /// The most events one `/collect` request may carry.
 pub const MAX_BATCH_EVENTS: usize = 100;
 
@@ -431,7 +433,9 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
             column: 0,
         }
     })?;
-    let mut top: CollectEvent<'_> = match serde_json::from_str(text) {
+    // The plain shape most bodies have is read directly; anything else goes to serde.
+    let parsed = fast::parse(text).map_or_else(|| serde_json::from_str(text), Ok);
+    let mut top: CollectEvent<'_> = match parsed {
         Ok(top) => top,
         Err(error) => return Err(explain(body, error)),
     };

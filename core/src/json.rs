@@ -98,30 +98,31 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// The position of the first byte that needs an escape. Eight bytes at a time: a word
-/// holds one when some byte is below 0x20 or equals `"` or `\`, tested with the classic
-/// "has a byte less than n" bit trick (exact as a yes/no answer).
-fn find_escape(bytes: &[u8]) -> Option<usize> {
+/// The position of the first byte that needs an escape, found eight bytes at a time with
+/// the classic "has a byte less than n" bit trick: in each test's result, the lowest flagged
+/// byte is exactly the first match (a borrow only flags bytes above a real match).
+pub(crate) fn find_escape(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_byte_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
-    let mut clean = 0;
-    for chunk in bytes.chunks_exact(8) {
+    let flag_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        let special = has_byte_below(word, 0x20)
-            | has_byte_below(word ^ (ONES * u64::from(b'"')), 1)
-            | has_byte_below(word ^ (ONES * u64::from(b'\\')), 1);
-        if special != 0 {
-            break;
+        let flags = flag_below(word, 0x20)
+            | flag_below(word ^ (ONES * u64::from(b'"')), 1)
+            | flag_below(word ^ (ONES * u64::from(b'\\')), 1);
+        if flags != 0 {
+            return Some(offset + flags.trailing_zeros() as usize / 8);
         }
-        clean += 8;
+        offset += 8;
     }
-    bytes[clean..]
-        .iter()
-        .position(|&b| needs_escape(b))
-        .map(|at| clean + at)
+    let tail = chunks.remainder();
+    (0..tail.len())
+        .find(|&at| needs_escape(tail[at]))
+        .map(|at| offset + at)
 }
 
 fn write_escape(out: &mut String, byte: u8) {
@@ -175,12 +176,23 @@ mod tests {
 
     #[test]
     fn every_byte_at_every_position_of_a_word() {
+        // Clean fillers next to the edges the bit trick tests (0x1f|0x20, 0x21|0x22|0x23,
+        // 0x5b|0x5c|0x5d, 0x7f|0x80, 0xff), and a later special that must not win.
+        let fillers = [b'a', 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff];
         for byte in 0..=u8::MAX {
             for at in 0..20 {
-                let mut bytes = [b'a'; 20];
-                bytes[at] = byte;
-                let expected = needs_escape(byte).then_some(at);
-                assert_eq!(find_escape(&bytes), expected, "byte {byte:#x} at {at}");
+                for (round, filler) in fillers.iter().enumerate() {
+                    let mut bytes = [*filler; 24];
+                    bytes[at] = byte;
+                    let later = at + 1 + round % 3;
+                    bytes[later] = [b'"', b'\\', 0x1f][round % 3];
+                    let expected = if needs_escape(byte) { at } else { later };
+                    assert_eq!(find_escape(&bytes), Some(expected), "{byte:#x} at {at}");
+                    assert_eq!(
+                        find_escape(&bytes[..at + 1]),
+                        needs_escape(byte).then_some(at)
+                    );
+                }
             }
         }
     }
