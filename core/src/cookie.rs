@@ -9,6 +9,8 @@ use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use base64::Engine;
 
+use crate::text;
+
 /// The TikTok pixel's browser id cookie.
 pub const TTP: &str = "_ttp";
 /// The TikTok click id cookie.
@@ -23,8 +25,8 @@ pub fn get<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
     cookie_header
         .split(';')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| key.trim() == name)
-        .map(|(_, value)| value.trim().trim_matches('"'))
+        .find(|(key, _)| text::trim(key) == name)
+        .map(|(_, value)| text::trim(value).trim_matches('"'))
         .filter(|value| !value.is_empty())
 }
 
@@ -67,24 +69,9 @@ fn render(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String
         cookie.push_str(domain);
     }
     cookie.push_str("; Path=/; Max-Age=");
-    cookie.push_str(itoa(max_age).as_str());
+    cookie.push_str(itoa::Buffer::new().format(max_age));
     cookie.push_str("; Secure; SameSite=Lax");
     cookie
-}
-
-/// Decimal digits of `n` without the formatting machinery.
-fn itoa(mut n: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits[start..].iter().map(|&d| char::from(d)).collect()
 }
 
 /// The Public Suffix List, parsed once by whoever needs registrable domains.
@@ -149,7 +136,7 @@ pub fn ttclid_from_url(url: &str) -> Option<Cow<'_, str>> {
                 .map(|(_, value)| value.trim().to_string())?,
         )
     } else {
-        Cow::Borrowed(raw.trim())
+        Cow::Borrowed(text::trim(raw))
     };
     (!value.is_empty()).then_some(value)
 }

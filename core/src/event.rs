@@ -166,7 +166,7 @@ fn first<'a>(candidates: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
     candidates
         .iter()
         .filter_map(|value| value.as_deref())
-        .map(str::trim)
+        .map(crate::text::trim)
         .find(|value| !value.is_empty())
 }
 
@@ -475,7 +475,7 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
 }
 
 fn check_event_name(event: &CollectEvent<'_>, path: &str) -> Result<(), InputError> {
-    match event.event.as_deref().map(str::trim) {
+    match event.event.as_deref().map(crate::text::trim) {
         Some(name) if !name.is_empty() => Ok(()),
         Some(_) => Err(InputError::field(path, "must not be empty")),
         None => Err(InputError::field(path, "is required")),

@@ -7,6 +7,8 @@
 use alloc::string::String;
 use sha2::{Digest, Sha256};
 
+use crate::text;
+
 /// SHA-256 of `text`, as 64 lower-case hex characters.
 pub fn sha256_hex(text: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -45,7 +47,7 @@ const ON_STACK: usize = 128;
 
 /// Email: trim, lower-case, SHA-256.
 pub fn email(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
+    let trimmed = text::trim(raw);
     if !trimmed.is_ascii() {
         return hash_normalized(&trimmed.to_lowercase());
     }
@@ -62,7 +64,7 @@ pub fn email(raw: &str) -> Option<String> {
 
 /// Phone: keep digits only, SHA-256 (`+1 (555) 123-4567` → `15551234567`).
 pub fn phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
+    let trimmed = text::trim(raw);
     if is_sha256_hex(trimmed) {
         return Some(trimmed.to_ascii_lowercase());
     }
@@ -87,7 +89,7 @@ pub fn phone(raw: &str) -> Option<String> {
 
 /// External id: trim, SHA-256.
 pub fn external_id(raw: &str) -> Option<String> {
-    hash_normalized(raw.trim())
+    hash_normalized(text::trim(raw))
 }
 
 #[cfg(test)]

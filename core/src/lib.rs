@@ -45,5 +45,6 @@ pub mod ratelimit;
 pub mod retry;
 pub mod seal;
 pub mod session;
+mod text;
 pub mod throttle;
 pub mod tiktok;

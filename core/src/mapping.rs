@@ -9,6 +9,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use core::fmt;
 
+use crate::text;
+
 /// TikTok's standard events, as TikTok spells them.
 pub const STANDARD_EVENTS: [&str; 22] = [
     "Pageview",
@@ -177,7 +179,7 @@ impl NameRules {
         if let Some(standard) = standard_event(normalized) {
             return Ok(Cow::Borrowed(standard));
         }
-        let custom = strip_dl_prefix(incoming.trim());
+        let custom = strip_dl_prefix(text::trim(incoming));
         match valid_custom_name(custom) {
             Err(error) => Err(NameMapping::Reject(error)),
             Ok(_) if !self.custom_events => Err(NameMapping::Skip(SkipReason::CustomEventsOff(
@@ -194,7 +196,7 @@ const NORMALIZED_ON_STACK: usize = 64;
 
 /// [`normalize`] into `buffer`, for a short ASCII name; `None` otherwise.
 fn normalize_ascii_into<'b>(name: &str, buffer: &'b mut [u8]) -> Option<&'b str> {
-    let trimmed = name.trim();
+    let trimmed = text::trim(name);
     if !trimmed.is_ascii() {
         return None;
     }

@@ -16,6 +16,7 @@ use crate::event::{CollectEvent, PixelStatus, Properties, Source, UserData};
 use crate::hashing;
 use crate::mapping::{NameMapping, NameRules};
 use crate::quality::{self, MatchQuality, MatchSignals};
+use crate::text;
 use crate::tiktok::{Content, Page, RequestKey, TrackEvent, TrackProperties, User};
 
 /// Where a site's events go.
@@ -195,7 +196,7 @@ pub fn prepare<'a>(
     let known_ttp = cookie_value(cookie::TTP).or_else(|| {
         browser()
             .filter_map(|e| e.context.as_ref()?.ttp.as_deref())
-            .map(str::trim)
+            .map(text::trim)
             .find(|ttp| cookie::is_cookie_value(ttp))
     });
     let ttp = match known_ttp {
@@ -327,7 +328,7 @@ fn prepare_event<'a>(
 /// Trimmed, and `None` when empty; still borrowed.
 fn non_empty(value: Option<&str>) -> Option<Cow<'_, str>> {
     value
-        .map(str::trim)
+        .map(text::trim)
         .filter(|v| !v.is_empty())
         .map(Cow::Borrowed)
 }
@@ -422,7 +423,7 @@ pub fn first_language_tag(accept_language: &str) -> Option<String> {
 
 /// [`first_language_tag`], borrowed from the header.
 fn language_tag(accept_language: &str) -> Option<&str> {
-    let tag = accept_language.split(',').next()?.split(';').next()?.trim();
+    let tag = text::trim(accept_language.split(',').next()?.split(';').next()?);
     (!tag.is_empty() && tag != "*").then_some(tag)
 }
 
