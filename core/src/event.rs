@@ -433,34 +433,38 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
             column: 0,
         }
     })?;
-    // The plain shape most bodies have is read directly; anything else goes to serde.
-    let parsed = fast::parse(text).map_or_else(|| serde_json::from_str(text), Ok);
-    let mut top: CollectEvent<'_> = match parsed {
-        Ok(top) => top,
-        Err(error) => return Err(explain(body, error)),
+    // The plain shape most bodies have is read directly; anything else goes to serde. Either
+    // way the top-level object is the one element of `events` (built there, not moved).
+    let mut events = match fast::parse(text) {
+        Some(events) => events,
+        None => match serde_json::from_str(text) {
+            Ok(top) => alloc::vec![top],
+            Err(error) => return Err(explain(body, error)),
+        },
     };
+    let top = &mut events[0];
     match top.batch.take() {
         None => {
-            check_event_name(&top, "event")?;
-            Ok(alloc::vec![top])
+            check_event_name(top, "event")?;
+            Ok(events)
         }
-        Some(events) => {
+        Some(batch) => {
             if top.event.is_some() {
                 return Err(InputError::field(
                     "event",
                     "a batch document holds its events under `batch` only",
                 ));
             }
-            if events.is_empty() {
+            if batch.is_empty() {
                 return Err(InputError::EmptyBatch);
             }
-            if events.len() > max_events {
+            if batch.len() > max_events {
                 return Err(InputError::BatchTooLong {
-                    count: events.len(),
+                    count: batch.len(),
                     max: max_events,
                 });
             }
-            for (index, event) in events.iter().enumerate() {
+            for (index, event) in batch.iter().enumerate() {
                 if event.batch.is_some() {
                     return Err(InputError::field(
                         format!("batch[{index}].batch"),
@@ -469,7 +473,7 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
                 }
                 check_event_name(event, &format!("batch[{index}].event"))?;
             }
-            Ok(events)
+            Ok(batch)
         }
     }
 }

@@ -17,28 +17,34 @@ pub(crate) struct Object<'w> {
 
 impl<'w> Object<'w> {
     /// Opens an object in `out`.
+    #[inline]
     pub(crate) fn open(out: &'w mut String) -> Self {
         out.push('{');
         Object { out, empty: true }
     }
 
     /// Writes `"key":` and returns the buffer for the value. Keys are plain ASCII literals.
+    #[inline]
     pub(crate) fn key(&mut self, key: &str) -> &mut String {
-        if !core::mem::replace(&mut self.empty, false) {
-            self.out.push(',');
-        }
-        self.out.push('"');
+        let quote = if core::mem::replace(&mut self.empty, false) {
+            "\""
+        } else {
+            ",\""
+        };
+        self.out.push_str(quote);
         self.out.push_str(key);
         self.out.push_str("\":");
         self.out
     }
 
     /// A string member.
+    #[inline]
     pub(crate) fn str(&mut self, key: &str, value: &str) {
         write_str(self.key(key), value);
     }
 
     /// A string member, left out when `None` (`skip_serializing_if = "Option::is_none"`).
+    #[inline]
     pub(crate) fn opt_str(&mut self, key: &str, value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
@@ -46,6 +52,7 @@ impl<'w> Object<'w> {
     }
 
     /// A float member, left out when `None`.
+    #[inline]
     pub(crate) fn opt_f64(&mut self, key: &str, value: Option<f64>) {
         if let Some(value) = value {
             write_f64(self.key(key), value);
@@ -53,6 +60,7 @@ impl<'w> Object<'w> {
     }
 
     /// Closes the object.
+    #[inline]
     pub(crate) fn close(self) {
         self.out.push('}');
     }
@@ -105,24 +113,18 @@ pub(crate) fn find_escape(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let flag_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
         let flags = flag_below(word, 0x20)
             | flag_below(word ^ (ONES * u64::from(b'"')), 1)
             | flag_below(word ^ (ONES * u64::from(b'\\')), 1);
         if flags != 0 {
-            return Some(offset + flags.trailing_zeros() as usize / 8);
+            return Some(at + flags.trailing_zeros() as usize / 8);
         }
-        offset += 8;
+        at += 8;
     }
-    let tail = chunks.remainder();
-    (0..tail.len())
-        .find(|&at| needs_escape(tail[at]))
-        .map(|at| offset + at)
+    (at..bytes.len()).find(|&at| needs_escape(bytes[at]))
 }
 
 fn write_escape(out: &mut String, byte: u8) {

@@ -24,11 +24,17 @@ use super::{
 use crate::json;
 
 /// Parses `text`, a whole collect body, as serde_json would; `None` to leave it to serde.
-pub(super) fn parse(text: &str) -> Option<CollectEvent<'_>> {
-    let mut reader = Reader { text, at: 0 };
-    let event = reader.event(true)?;
+/// The event is built in place in the vector [`parse_collect`](super::parse_collect) returns.
+pub(super) fn parse(text: &str) -> Option<Vec<CollectEvent<'_>>> {
+    let mut reader = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let mut events = alloc::vec![CollectEvent::default()];
+    reader.event(&mut events[0], true)?;
     reader.skip_whitespace();
-    (reader.at == text.len()).then_some(event)
+    (reader.at == text.len()).then_some(events)
 }
 
 /// Unknown fields nested deeper than this are left to serde (and its recursion limit).
@@ -68,6 +74,7 @@ fn first_time(seen: &mut u32, field: u32) -> Option<()> {
 
 struct Reader<'a> {
     text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
@@ -75,16 +82,21 @@ impl<'a> Reader<'a> {
     // ---- JSON -------------------------------------------------------------------------
 
     fn skip_whitespace(&mut self) {
-        let bytes = self.text.as_bytes();
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(self.at) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
             self.at += 1;
         }
     }
 
-    /// The next byte after whitespace, not consumed.
+    /// The next byte after whitespace, not consumed. Compact JSON has no whitespace, so
+    /// the next byte is tried first.
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        if byte > b' ' {
+            return Some(byte);
+        }
         self.skip_whitespace();
-        self.text.as_bytes().get(self.at).copied()
+        self.bytes.get(self.at).copied()
     }
 
     /// Consumes `byte`, the next after whitespace.
@@ -95,7 +107,7 @@ impl<'a> Reader<'a> {
     /// Consumes `word` (`null`, `true`, `false`) if it comes next.
     fn literal(&mut self, word: &str) -> bool {
         self.skip_whitespace();
-        let found = self.text.as_bytes()[self.at..].starts_with(word.as_bytes());
+        let found = self.bytes[self.at..].starts_with(word.as_bytes());
         if found {
             self.at += word.len();
         }
@@ -105,55 +117,58 @@ impl<'a> Reader<'a> {
     /// A string without escapes or control characters, borrowed from the body.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
+        self.string_rest()
+    }
+
+    /// The rest of a string whose opening quote was just read.
+    fn string_rest(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let end = start + json::find_escape(&self.text.as_bytes()[start..])?;
-        (self.text.as_bytes()[end] == b'"').then_some(())?;
+        let end = start + json::find_escape(&self.bytes[start..])?;
+        if self.bytes[end] != b'"' {
+            return None;
+        }
         self.at = end + 1;
-        // Both ends are at an ASCII quote, so on character boundaries.
-        Some(&self.text[start..end])
+        // Both ends are next to an ASCII quote, so on character boundaries.
+        self.text.get(start..end)
+    }
+
+    /// Digits from here on; how many.
+    fn digits(&mut self) -> usize {
+        let from = self.at;
+        while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+        self.at - from
     }
 
     /// A number without sign or exponent and with at most [`MAX_DIGITS`] digits.
     fn number(&mut self) -> Option<Number<'a>> {
-        self.skip_whitespace();
-        let bytes = self.text.as_bytes();
+        self.peek()?;
         let start = self.at;
-        let digits_from = |at: usize| {
-            bytes[at..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count()
-        };
-        let whole_digits = digits_from(start);
+        let whole = self.digits();
         // JSON allows one leading zero only, and serde_json refuses `01`.
-        if whole_digits == 0 || (whole_digits > 1 && bytes[start] == b'0') {
+        if whole == 0 || (whole > 1 && self.bytes[start] == b'0') {
             return None;
         }
-        let mut end = start + whole_digits;
-        let fraction_digits = match bytes.get(end) {
-            Some(b'.') => {
-                let count = digits_from(end + 1);
-                if count == 0 {
-                    return None;
-                }
-                end += 1 + count;
-                Some(count)
+        let mut fraction = 0;
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            fraction = self.digits();
+            if fraction == 0 {
+                return None;
             }
-            _ => None,
-        };
-        if matches!(bytes.get(end), Some(b'e' | b'E'))
-            || whole_digits + fraction_digits.unwrap_or(0) > MAX_DIGITS
-        {
+        }
+        if matches!(self.bytes.get(self.at), Some(b'e' | b'E')) || whole + fraction > MAX_DIGITS {
             return None;
         }
-        self.at = end;
-        let significand = bytes[start..end]
-            .iter()
-            .filter(|b| b.is_ascii_digit())
-            .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
-        Some(match fraction_digits {
-            None => Number::Whole(significand, &self.text[start..end]),
-            Some(count) => Number::Fraction(significand as f64 / POW10[count]),
+        let text = &self.text[start..self.at];
+        let significand = text
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
+        Some(match fraction {
+            0 => Number::Whole(significand, text),
+            count => Number::Fraction(significand as f64 / POW10[count]),
         })
     }
 
@@ -215,10 +230,13 @@ impl<'a> Reader<'a> {
 
     /// `opt_string`: a string or `null`.
     fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
-        if self.literal("null") {
-            return Some(None);
+        match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                self.string_rest().map(|text| Some(Cow::Borrowed(text)))
+            }
+            _ => self.literal("null").then_some(None),
         }
-        self.string().map(|text| Some(Cow::Borrowed(text)))
     }
 
     /// `opt_string_or_number`: also a whole number, as its digits (serde's `format!("{n}")`
@@ -235,10 +253,10 @@ impl<'a> Reader<'a> {
 
     /// `opt_number`: a number or `null`.
     fn opt_number(&mut self) -> Option<Option<f64>> {
-        if self.literal("null") {
-            return Some(None);
+        match self.peek()? {
+            b'0'..=b'9' => self.number().map(|n| Some(n.value())),
+            _ => self.literal("null").then_some(None),
         }
-        self.number().map(|n| Some(n.value()))
     }
 
     /// `opt_quantity`: a whole, non-negative number that fits a `u32`, or `null`.
@@ -274,22 +292,47 @@ impl<'a> Reader<'a> {
 
     /// `Timestamp`: epoch milliseconds as a number (RFC 3339 text is left to serde).
     fn opt_timestamp(&mut self) -> Option<Option<Timestamp>> {
+        Some(match self.opt_number()? {
+            None => None,
+            Some(ms) if ms.abs() < 9.0e15 => Some(Timestamp(ms as i64)),
+            Some(_) => return None,
+        })
+    }
+
+    /// `null`, or a struct that `read` fills in.
+    fn opt_struct<T: Default>(
+        &mut self,
+        slot: &mut Option<T>,
+        read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<()> {
         if self.literal("null") {
-            return Some(None);
+            *slot = None;
+            return Some(());
         }
-        Some(Some(match self.number()? {
-            // At most 15 digits: always an `i64`.
-            Number::Whole(ms, _) => Timestamp(ms as i64),
-            Number::Fraction(ms) if ms.abs() < 9.0e15 => Timestamp(ms as i64),
-            Number::Fraction(_) => return None,
-        }))
+        read(self, slot.insert(T::default()))
+    }
+
+    /// `null`, or an array of structs that `read` fills in, each in its place in the list.
+    fn opt_list<T: Default>(
+        &mut self,
+        slot: &mut Option<Vec<T>>,
+        mut read: impl FnMut(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<()> {
+        if self.literal("null") {
+            *slot = None;
+            return Some(());
+        }
+        let list = slot.insert(Vec::new());
+        self.array(|r| {
+            list.push(T::default());
+            read(r, list.last_mut()?)
+        })
     }
 
     // ---- the collect API's structs ----------------------------------------------------
 
     /// One event; `top` allows `batch`. Field numbers follow the struct's field order.
-    fn event(&mut self, top: bool) -> Option<CollectEvent<'a>> {
-        let mut event = CollectEvent::default();
+    fn event(&mut self, event: &mut CollectEvent<'a>, top: bool) -> Option<()> {
         let mut seen = 0;
         self.object(|r, key| {
             match key {
@@ -315,19 +358,19 @@ impl<'a> Reader<'a> {
                 }
                 "user_data" => {
                     first_time(&mut seen, 5)?;
-                    event.user_data = r.opt_struct(Self::user_data)?;
+                    r.opt_struct(&mut event.user_data, Self::user_data)?;
                 }
                 "properties" => {
                     first_time(&mut seen, 6)?;
-                    event.properties = r.opt_struct(Self::properties)?;
+                    r.opt_struct(&mut event.properties, Self::properties)?;
                 }
                 "consent" => {
                     first_time(&mut seen, 7)?;
-                    event.consent = r.opt_struct(Self::consent)?;
+                    r.opt_struct(&mut event.consent, Self::consent)?;
                 }
                 "context" => {
                     first_time(&mut seen, 8)?;
-                    event.context = r.opt_struct(Self::context)?;
+                    r.opt_struct(&mut event.context, Self::context)?;
                 }
                 "source" => {
                     first_time(&mut seen, 9)?;
@@ -336,42 +379,16 @@ impl<'a> Reader<'a> {
                 }
                 "batch" if top => {
                     first_time(&mut seen, 10)?;
-                    event.batch = r.opt_list(|r| r.event(false))?;
+                    r.opt_list(&mut event.batch, |r, event| r.event(event, false))?;
                 }
                 "batch" => return None,
                 _ => r.skip(0)?,
             }
             Some(())
-        })?;
-        Some(event)
+        })
     }
 
-    /// `null`, or the struct `read` reads.
-    fn opt_struct<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        if self.literal("null") {
-            return Some(None);
-        }
-        read(self).map(Some)
-    }
-
-    /// `null`, or an array of what `read` reads.
-    fn opt_list<T>(
-        &mut self,
-        mut read: impl FnMut(&mut Self) -> Option<T>,
-    ) -> Option<Option<Vec<T>>> {
-        if self.literal("null") {
-            return Some(None);
-        }
-        let mut list = Vec::new();
-        self.array(|r| {
-            list.push(read(r)?);
-            Some(())
-        })?;
-        Some(Some(list))
-    }
-
-    fn user_data(&mut self) -> Option<UserData<'a>> {
-        let mut data = UserData::default();
+    fn user_data(&mut self, data: &mut UserData<'a>) -> Option<()> {
         let mut seen = 0;
         self.object(|r, key| {
             match key {
@@ -398,12 +415,10 @@ impl<'a> Reader<'a> {
                 _ => r.skip(0)?,
             }
             Some(())
-        })?;
-        Some(data)
+        })
     }
 
-    fn properties(&mut self) -> Option<Properties<'a>> {
-        let mut properties = Properties::default();
+    fn properties(&mut self, properties: &mut Properties<'a>) -> Option<()> {
         let mut seen = 0;
         self.object(|r, key| {
             match key {
@@ -429,25 +444,23 @@ impl<'a> Reader<'a> {
                 }
                 "items" => {
                     first_time(&mut seen, 5)?;
-                    properties.items = r.opt_list(Self::item)?;
+                    r.opt_list(&mut properties.items, Self::item)?;
                 }
                 "line_items" => {
                     first_time(&mut seen, 6)?;
-                    properties.line_items = r.opt_list(Self::item)?;
+                    r.opt_list(&mut properties.line_items, Self::item)?;
                 }
                 "contents" => {
                     first_time(&mut seen, 7)?;
-                    properties.contents = r.opt_list(Self::item)?;
+                    r.opt_list(&mut properties.contents, Self::item)?;
                 }
                 _ => r.skip(0)?,
             }
             Some(())
-        })?;
-        Some(properties)
+        })
     }
 
-    fn item(&mut self) -> Option<Item<'a>> {
-        let mut item = Item::default();
+    fn item(&mut self, item: &mut Item<'a>) -> Option<()> {
         let mut seen = 0;
         self.object(|r, key| {
             let (field, text) = match key {
@@ -484,13 +497,11 @@ impl<'a> Reader<'a> {
                 r.opt_string()?
             };
             Some(())
-        })?;
-        Some(item)
+        })
     }
 
-    fn consent(&mut self) -> Option<Consent> {
+    fn consent(&mut self, consent: &mut Consent) -> Option<()> {
         let signals = [("granted", Signal::Granted), ("denied", Signal::Denied)];
-        let mut consent = Consent::default();
         let mut seen = 0;
         self.object(|r, key| {
             match key {
@@ -509,12 +520,10 @@ impl<'a> Reader<'a> {
                 _ => r.skip(0)?,
             }
             Some(())
-        })?;
-        Some(consent)
+        })
     }
 
-    fn context(&mut self) -> Option<Context<'a>> {
-        let mut context = Context::default();
+    fn context(&mut self, context: &mut Context<'a>) -> Option<()> {
         let mut seen = 0;
         self.object(|r, key| {
             match key {
@@ -546,8 +555,7 @@ impl<'a> Reader<'a> {
                 _ => r.skip(0)?,
             }
             Some(())
-        })?;
-        Some(context)
+        })
     }
 }
 
@@ -565,7 +573,7 @@ mod tests {
     }
 
     fn by_fast(text: &str) -> Option<String> {
-        parse(text).map(|event| format!("{event:?}"))
+        parse(text).map(|events| format!("{:?}", events[0]))
     }
 
     /// Whatever this reader accepts, serde reads the same.
