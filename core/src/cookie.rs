@@ -22,9 +22,8 @@ pub const TTCLID_MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
 
 /// The value of cookie `name` in a `Cookie` request header, if present and non-empty.
 pub fn get<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
-    cookie_header
-        .split(';')
-        .filter_map(|pair| pair.split_once('='))
+    text::split(cookie_header, b';')
+        .filter_map(|pair| text::split_once(pair, b'='))
         .find(|(key, _)| text::trim(key) == name)
         .map(|(_, value)| text::trim(value).trim_matches('"'))
         .filter(|value| !value.is_empty())
@@ -36,8 +35,22 @@ pub fn is_cookie_value(value: &str) -> bool {
         && value.len() <= 512
         && value
             .bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+            .all(|b| b < 0x80 && COOKIE_OCTETS & (1 << b) != 0)
 }
+
+/// The cookie-octets `0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E`, one bit
+/// per ASCII byte: every byte of `_ttp` and `ttclid` values is tested on each request.
+const COOKIE_OCTETS: u128 = {
+    let mut set = 0u128;
+    let mut byte = 0x21;
+    while byte <= 0x7e {
+        if !matches!(byte, 0x22 | 0x2c | 0x3b | 0x5c) {
+            set |= 1 << byte;
+        }
+        byte += 1;
+    }
+    set
+};
 
 /// A new `_ttp` value: 27 URL-safe characters from the time and 16 random bytes, the shape
 /// the pixel makes, so TikTok treats both alike.
@@ -122,14 +135,14 @@ fn strip_port(host: &str) -> &str {
 /// The `ttclid` query parameter of a page URL. Click ids rarely need decoding, so only a
 /// value holding `%` or `+` goes through the form decoder; any other is borrowed from `url`.
 pub fn ttclid_from_url(url: &str) -> Option<Cow<'_, str>> {
-    let query = url.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or_default();
-    let pair = query.split('&').find(|pair| {
+    let query = text::split_once(url, b'?')?.1;
+    let query = text::before(query, b'#');
+    let pair = text::split(query, b'&').find(|pair| {
         pair.strip_prefix(TTCLID)
             .is_some_and(|rest| rest.starts_with('='))
     })?;
     let raw = &pair[TTCLID.len() + 1..];
-    let value = if raw.contains(['%', '+']) {
+    let value = if raw.bytes().any(|b| b == b'%' || b == b'+') {
         Cow::Owned(
             form_urlencoded::parse(pair.as_bytes())
                 .next()
@@ -206,6 +219,16 @@ mod tests {
             registrable_domain("t.myshop.myshopify.com").as_deref(),
             Some("myshop.myshopify.com")
         );
+    }
+
+    #[test]
+    fn cookie_octets_are_rfc_6265s() {
+        for byte in 0u8..0x80 {
+            let octet =
+                matches!(byte, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+            let text = char::from(byte).to_string();
+            assert_eq!(is_cookie_value(&text), octet, "{byte:#x}");
+        }
     }
 
     #[test]

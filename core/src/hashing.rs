@@ -11,20 +11,30 @@ use crate::text;
 
 /// SHA-256 of `text`, as 64 lower-case hex characters.
 pub fn sha256_hex(text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex_digest = [0u8; 64];
     for (pair, byte) in hex_digest
         .chunks_exact_mut(2)
         .zip(Sha256::digest(text.as_bytes()))
     {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     // Hex digits are ASCII.
     core::str::from_utf8(&hex_digest)
         .map(String::from)
         .unwrap_or_default()
 }
+
+/// The two lower-case hex digits of every byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
 /// Whether `text` looks like a SHA-256 digest in hex (either case).
 pub fn is_sha256_hex(text: &str) -> bool {

@@ -423,7 +423,7 @@ pub fn first_language_tag(accept_language: &str) -> Option<String> {
 
 /// [`first_language_tag`], borrowed from the header.
 fn language_tag(accept_language: &str) -> Option<&str> {
-    let tag = text::trim(accept_language.split(',').next()?.split(';').next()?);
+    let tag = text::trim(text::before(text::before(accept_language, b','), b';'));
     (!tag.is_empty() && tag != "*").then_some(tag)
 }
 
