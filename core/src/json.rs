@@ -9,6 +9,8 @@
 
 use alloc::string::String;
 
+use crate::text;
+
 /// Writes the members of one JSON object, with a comma before all but the first.
 pub(crate) struct Object<'w> {
     out: &'w mut String,
@@ -106,25 +108,14 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// The position of the first byte that needs an escape, found eight bytes at a time with
-/// the classic "has a byte less than n" bit trick: in each test's result, the lowest flagged
-/// byte is exactly the first match (a borrow only flags bytes above a real match).
+/// The position of the first byte that needs an escape, eight bytes at a time.
 pub(crate) fn find_escape(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let flag_below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let flags = flag_below(word, 0x20)
-            | flag_below(word ^ (ONES * u64::from(b'"')), 1)
-            | flag_below(word ^ (ONES * u64::from(b'\\')), 1);
-        if flags != 0 {
-            return Some(at + flags.trailing_zeros() as usize / 8);
-        }
-        at += 8;
-    }
-    (at..bytes.len()).find(|&at| needs_escape(bytes[at]))
+    let flags = |word| {
+        text::bytes_below(word, 0x20)
+            | text::bytes_equal(word, b'"')
+            | text::bytes_equal(word, b'\\')
+    };
+    text::find(bytes, flags, needs_escape)
 }
 
 fn write_escape(out: &mut String, byte: u8) {
