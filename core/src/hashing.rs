@@ -5,6 +5,8 @@
 //! `None`: TikTok must not receive the hash of an empty string.
 
 use alloc::string::String;
+use sha2::digest::consts::U64;
+use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
 
 use crate::text;
@@ -12,16 +14,45 @@ use crate::text;
 /// SHA-256 of `text`, as 64 lower-case hex characters.
 pub fn sha256_hex(text: &str) -> String {
     let mut hex_digest = [0u8; 64];
-    for (pair, byte) in hex_digest
-        .chunks_exact_mut(2)
-        .zip(Sha256::digest(text.as_bytes()))
-    {
+    for (pair, byte) in hex_digest.chunks_exact_mut(2).zip(sha256(text.as_bytes())) {
         pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
     // Hex digits are ASCII.
     core::str::from_utf8(&hex_digest)
         .map(String::from)
         .unwrap_or_default()
+}
+
+/// SHA-256 of `data`. Personal data is short, and a value of up to 55 bytes fits one
+/// 64-byte block with its padding: that block is built here and compressed once, which
+/// skips the streaming `Digest` machinery (about a third of the time of a short hash).
+fn sha256(data: &[u8]) -> [u8; 32] {
+    /// FIPS 180-4's initial hash value.
+    const H0: [u32; 8] = [
+        0x6a09_e667,
+        0xbb67_ae85,
+        0x3c6e_f372,
+        0xa54f_f53a,
+        0x510e_527f,
+        0x9b05_688c,
+        0x1f83_d9ab,
+        0x5be0_cd19,
+    ];
+    if data.len() > 55 {
+        return Sha256::digest(data).into();
+    }
+    // The data, a 1 bit, zeros, and the length in bits as a big-endian u64.
+    let mut block = GenericArray::<u8, U64>::default();
+    block[..data.len()].copy_from_slice(data);
+    block[data.len()] = 0x80;
+    block[56..].copy_from_slice(&(data.len() as u64 * 8).to_be_bytes());
+    let mut state = H0;
+    sha2::compress256(&mut state, core::slice::from_ref(&block));
+    let mut digest = [0u8; 32];
+    for (bytes, word) in digest.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
 }
 
 /// The two lower-case hex digits of every byte value.
@@ -158,6 +189,19 @@ mod tests {
         assert_eq!(phone(&format!("+{digits}")), Some(sha256_hex(&digits)));
         let exactly = "9".repeat(ON_STACK);
         assert_eq!(phone(&format!("({exactly})")), Some(sha256_hex(&exactly)));
+    }
+
+    #[test]
+    fn one_block_hashes_match_the_streaming_digest() {
+        let text = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_ü+@";
+        for len in 0..=text.len() {
+            let data = &text.as_bytes()[..len];
+            assert_eq!(
+                sha256(data),
+                <[u8; 32]>::from(Sha256::digest(data)),
+                "{len}"
+            );
+        }
     }
 
     #[test]
