@@ -31,25 +31,19 @@ pub fn get<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
 
 /// Whether `value` can be written into `Set-Cookie` unquoted (RFC 6265 cookie-octets).
 pub fn is_cookie_value(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 512
-        && value
-            .bytes()
-            .all(|b| b < 0x80 && COOKIE_OCTETS & (1 << b) != 0)
+    !value.is_empty() && value.len() <= 512 && value.bytes().all(|b| COOKIE_OCTETS[usize::from(b)])
 }
 
-/// The cookie-octets `0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E`, one bit
-/// per ASCII byte: every byte of `_ttp` and `ttclid` values is tested on each request.
-const COOKIE_OCTETS: u128 = {
-    let mut set = 0u128;
+/// The cookie-octets `0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E` as a
+/// table: every byte of the `_ttp` and `ttclid` values is tested on each request.
+const COOKIE_OCTETS: [bool; 256] = {
+    let mut octets = [false; 256];
     let mut byte = 0x21;
     while byte <= 0x7e {
-        if !matches!(byte, 0x22 | 0x2c | 0x3b | 0x5c) {
-            set |= 1 << byte;
-        }
+        octets[byte] = !matches!(byte, 0x22 | 0x2c | 0x3b | 0x5c);
         byte += 1;
     }
-    set
+    octets
 };
 
 /// A new `_ttp` value: 27 URL-safe characters from the time and 16 random bytes, the shape

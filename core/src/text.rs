@@ -28,21 +28,40 @@ pub(crate) fn bytes_equal(word: u64, byte: u8) -> u64 {
 }
 
 /// The position of the first byte that `flags` flags (see [`bytes_below`]), eight bytes
-/// at a time; `is_match` tests the last few bytes one by one.
+/// at a time; `is_match` tests the bytes of text shorter than a word one by one.
 pub(crate) fn find(
     bytes: &[u8],
     flags: impl Fn(u64) -> u64,
     is_match: impl Fn(u8) -> bool,
 ) -> Option<usize> {
+    let word_at = |at: usize| {
+        let word = bytes.get(at..at + 8)?;
+        Some(u64::from_le_bytes(word.try_into().unwrap_or_default()))
+    };
     let mut at = 0;
-    while let Some(word) = bytes.get(at..at + 8) {
-        let found = flags(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+    while let Some(word) = word_at(at) {
+        let found = flags(word);
         if found != 0 {
             return Some(at + found.trailing_zeros() as usize / 8);
         }
         at += 8;
     }
-    (at..bytes.len()).find(|&at| is_match(bytes[at]))
+    if at == bytes.len() {
+        return None;
+    }
+    // The last few bytes: the last word again, overlapping bytes already found clean. Clean
+    // bytes raise no flag and no borrow, so they change nothing in the test.
+    match bytes
+        .len()
+        .checked_sub(8)
+        .and_then(|last| Some((last, word_at(last)?)))
+    {
+        Some((last, word)) => {
+            let found = flags(word);
+            (found != 0).then(|| last + found.trailing_zeros() as usize / 8)
+        }
+        None => (at..bytes.len()).find(|&at| is_match(bytes[at])),
+    }
 }
 
 /// `text.split_once(byte)` for an ASCII `byte`, without the `char` pattern machinery, which
@@ -79,6 +98,26 @@ pub(crate) fn before(text: &str, byte: u8) -> &str {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    #[test]
+    fn finds_the_first_match_at_any_length() {
+        for len in 0..=24 {
+            for first in 0..=len {
+                // `;` at `first` (none when it is `len`), and at every later even position.
+                let bytes: Vec<u8> = (0..len)
+                    .map(|at| {
+                        if at == first || (at > first && at % 2 == 0) {
+                            b';'
+                        } else {
+                            0xa0
+                        }
+                    })
+                    .collect();
+                let found = find(&bytes, |word| bytes_equal(word, b';'), |b| b == b';');
+                assert_eq!(found, (first < len).then_some(first), "{len} {first}");
+            }
+        }
+    }
 
     #[test]
     fn splits_like_str() {
