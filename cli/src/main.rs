@@ -164,7 +164,7 @@ impl std::fmt::Display for BadInput {
 }
 
 /// One input event after the rules, or why it could not be read.
-pub type Prepared = Result<PreparedEvent, BadInput>;
+pub type Prepared = Result<PreparedEvent<'static>, BadInput>;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -11,7 +11,7 @@ use serde_json::json;
 use std::hint::black_box;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::mapping::NameRules;
-use ttedge_core::pipeline::{prepare_request, Destination, RequestContext};
+use ttedge_core::pipeline::{prepare, Destination, RequestContext};
 
 const EVENTS: [&str; 6] = [
     "Product Added",
@@ -65,14 +65,15 @@ fn corpus_event(i: u64) -> String {
 /// Parse, map, hash, consent, score, build and serialise one event; returns output bytes.
 fn process(body: &[u8], ctx: &RequestContext<'_>, destination: &Destination) -> usize {
     let events = parse_collect(body, MAX_BATCH_EVENTS).expect("corpus events are valid");
-    let prepared = prepare_request(events, ctx, destination);
+    let prepared = prepare(&events, ctx, destination);
     prepared
         .events
         .iter()
         .map(|event| {
-            let element = serde_json::to_string(&event.tiktok).expect("serialises");
+            // What the Worker stores for the Dispatcher, and the score it answers with.
+            let element = event.tiktok.as_ref().map_or(0, |e| e.to_json().len());
             let emq = serde_json::to_string(&event.emq).expect("serialises");
-            element.len() + emq.len()
+            element + emq.len()
         })
         .sum()
 }

@@ -63,7 +63,7 @@ pub fn test_event(
     now_ms: u64,
     random: [u8; 8],
     destination: &Destination,
-) -> PreparedEvent {
+) -> PreparedEvent<'static> {
     let event_id = format!("{TEST_EVENT_ID_PREFIX}{}", hex::encode(random));
     let url = format!("https://{}{TEST_PAGE_PATH}", host.to_ascii_lowercase());
     let mut event = CollectEvent::default();

@@ -5,8 +5,11 @@
 //! server-set first-party cookie and lives its full 13 months. It is **not** `HttpOnly`: the
 //! pixel on the page must still read it.
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use base64::Engine;
+
+use crate::text;
 
 /// The TikTok pixel's browser id cookie.
 pub const TTP: &str = "_ttp";
@@ -19,22 +22,29 @@ pub const TTCLID_MAX_AGE_SECS: u64 = 30 * 24 * 60 * 60;
 
 /// The value of cookie `name` in a `Cookie` request header, if present and non-empty.
 pub fn get<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
-    cookie_header
-        .split(';')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| key.trim() == name)
-        .map(|(_, value)| value.trim().trim_matches('"'))
+    text::split(cookie_header, b';')
+        .filter_map(|pair| text::split_once(pair, b'='))
+        .find(|(key, _)| text::trim(key) == name)
+        .map(|(_, value)| text::trim(value).trim_matches('"'))
         .filter(|value| !value.is_empty())
 }
 
 /// Whether `value` can be written into `Set-Cookie` unquoted (RFC 6265 cookie-octets).
 pub fn is_cookie_value(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 512
-        && value
-            .bytes()
-            .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+    !value.is_empty() && value.len() <= 512 && value.bytes().all(|b| COOKIE_OCTETS[usize::from(b)])
 }
+
+/// The cookie-octets `0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E` as a
+/// table: every byte of the `_ttp` and `ttclid` values is tested on each request.
+const COOKIE_OCTETS: [bool; 256] = {
+    let mut octets = [false; 256];
+    let mut byte = 0x21;
+    while byte <= 0x7e {
+        octets[byte] = !matches!(byte, 0x22 | 0x2c | 0x3b | 0x5c);
+        byte += 1;
+    }
+    octets
+};
 
 /// A new `_ttp` value: 27 URL-safe characters from the time and 16 random bytes, the shape
 /// the pixel makes, so TikTok treats both alike.
@@ -66,24 +76,9 @@ fn render(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String
         cookie.push_str(domain);
     }
     cookie.push_str("; Path=/; Max-Age=");
-    cookie.push_str(itoa(max_age).as_str());
+    cookie.push_str(itoa::Buffer::new().format(max_age));
     cookie.push_str("; Secure; SameSite=Lax");
     cookie
-}
-
-/// Decimal digits of `n` without the formatting machinery.
-fn itoa(mut n: u64) -> String {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits[start..].iter().map(|&d| char::from(d)).collect()
 }
 
 /// The Public Suffix List, parsed once by whoever needs registrable domains.
@@ -132,21 +127,23 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// The `ttclid` query parameter of a page URL. Click ids rarely need decoding, so only a
-/// value holding `%` or `+` goes through the form decoder.
-pub fn ttclid_from_url(url: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or_default();
-    let pair = query.split('&').find(|pair| {
+/// value holding `%` or `+` goes through the form decoder; any other is borrowed from `url`.
+pub fn ttclid_from_url(url: &str) -> Option<Cow<'_, str>> {
+    let query = text::split_once(url, b'?')?.1;
+    let query = text::before(query, b'#');
+    let pair = text::split(query, b'&').find(|pair| {
         pair.strip_prefix(TTCLID)
             .is_some_and(|rest| rest.starts_with('='))
     })?;
     let raw = &pair[TTCLID.len() + 1..];
-    let value = if raw.contains(['%', '+']) {
-        form_urlencoded::parse(pair.as_bytes())
-            .next()
-            .map(|(_, value)| value.trim().to_string())?
+    let value = if raw.bytes().any(|b| b == b'%' || b == b'+') {
+        Cow::Owned(
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .map(|(_, value)| value.trim().to_string())?,
+        )
     } else {
-        raw.trim().to_string()
+        Cow::Borrowed(text::trim(raw))
     };
     (!value.is_empty()).then_some(value)
 }
@@ -216,6 +213,16 @@ mod tests {
             registrable_domain("t.myshop.myshopify.com").as_deref(),
             Some("myshop.myshopify.com")
         );
+    }
+
+    #[test]
+    fn cookie_octets_are_rfc_6265s() {
+        for byte in 0u8..0x80 {
+            let octet =
+                matches!(byte, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+            let text = char::from(byte).to_string();
+            assert_eq!(is_cookie_value(&text), octet, "{byte:#x}");
+        }
     }
 
     #[test]

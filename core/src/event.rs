@@ -15,6 +15,8 @@ use core::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+mod fast;
+
 /// The most events one `/collect` request may carry.
 pub const MAX_BATCH_EVENTS: usize = 100;
 
@@ -164,7 +166,7 @@ fn first<'a>(candidates: &[&'a Option<Cow<'_, str>>]) -> Option<&'a str> {
     candidates
         .iter()
         .filter_map(|value| value.as_deref())
-        .map(str::trim)
+        .map(crate::text::trim)
         .find(|value| !value.is_empty())
 }
 
@@ -431,32 +433,38 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
             column: 0,
         }
     })?;
-    let mut top: CollectEvent<'_> = match serde_json::from_str(text) {
-        Ok(top) => top,
-        Err(error) => return Err(explain(body, error)),
+    // The plain shape most bodies have is read directly; anything else goes to serde. Either
+    // way the top-level object is the one element of `events` (built there, not moved).
+    let mut events = match fast::parse(text) {
+        Some(events) => events,
+        None => match serde_json::from_str(text) {
+            Ok(top) => alloc::vec![top],
+            Err(error) => return Err(explain(body, error)),
+        },
     };
+    let top = &mut events[0];
     match top.batch.take() {
         None => {
-            check_event_name(&top, "event")?;
-            Ok(alloc::vec![top])
+            check_event_name(top, "event")?;
+            Ok(events)
         }
-        Some(events) => {
+        Some(batch) => {
             if top.event.is_some() {
                 return Err(InputError::field(
                     "event",
                     "a batch document holds its events under `batch` only",
                 ));
             }
-            if events.is_empty() {
+            if batch.is_empty() {
                 return Err(InputError::EmptyBatch);
             }
-            if events.len() > max_events {
+            if batch.len() > max_events {
                 return Err(InputError::BatchTooLong {
-                    count: events.len(),
+                    count: batch.len(),
                     max: max_events,
                 });
             }
-            for (index, event) in events.iter().enumerate() {
+            for (index, event) in batch.iter().enumerate() {
                 if event.batch.is_some() {
                     return Err(InputError::field(
                         format!("batch[{index}].batch"),
@@ -465,13 +473,13 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
                 }
                 check_event_name(event, &format!("batch[{index}].event"))?;
             }
-            Ok(events)
+            Ok(batch)
         }
     }
 }
 
 fn check_event_name(event: &CollectEvent<'_>, path: &str) -> Result<(), InputError> {
-    match event.event.as_deref().map(str::trim) {
+    match event.event.as_deref().map(crate::text::trim) {
         Some(name) if !name.is_empty() => Ok(()),
         Some(_) => Err(InputError::field(path, "must not be empty")),
         None => Err(InputError::field(path, "is required")),

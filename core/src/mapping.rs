@@ -4,9 +4,12 @@
 //! event_id, so the name must come out the same on both sides; a destination can therefore
 //! override single mappings.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use core::fmt;
+
+use crate::text;
 
 /// TikTok's standard events, as TikTok spells them.
 pub const STANDARD_EVENTS: [&str; 22] = [
@@ -146,25 +149,66 @@ impl NameRules {
 
     /// Maps one incoming event name.
     pub fn map(&self, incoming: &str) -> NameMapping {
-        let normalized = normalize(incoming);
-        if let Some(target) = self.overrides.get(&normalized) {
-            return NameMapping::Send(target.clone());
-        }
-        if is_internal(&normalized) {
-            return NameMapping::Skip(SkipReason::Internal(normalized));
-        }
-        if let Some(standard) = standard_event(&normalized) {
-            return NameMapping::Send(standard.to_string());
-        }
-        let custom = strip_dl_prefix(incoming.trim());
-        match valid_custom_name(custom) {
-            Err(error) => NameMapping::Reject(error),
-            Ok(_) if !self.custom_events => {
-                NameMapping::Skip(SkipReason::CustomEventsOff(custom.to_string()))
-            }
-            Ok(name) => NameMapping::Send(name.to_string()),
+        match self.resolve(incoming) {
+            Ok(name) => NameMapping::Send(name.into_owned()),
+            Err(not_sent) => not_sent,
         }
     }
+
+    /// [`map`](NameRules::map) without copying the name on the way: a TikTok name is a
+    /// `'static` standard name, a custom name borrowed from `incoming`, or a copy of an
+    /// override. `Err` holds a skip or a rejection.
+    pub(crate) fn resolve<'n>(&self, incoming: &'n str) -> Result<Cow<'n, str>, NameMapping> {
+        let mut buffer = [0u8; NORMALIZED_ON_STACK];
+        let long_name;
+        let normalized = match normalize_ascii_into(incoming, &mut buffer) {
+            Some(normalized) => normalized,
+            None => {
+                long_name = normalize(incoming);
+                &long_name
+            }
+        };
+        if let Some(target) = self.overrides.get(normalized) {
+            return Ok(Cow::Owned(target.clone()));
+        }
+        if is_internal(normalized) {
+            return Err(NameMapping::Skip(SkipReason::Internal(
+                normalized.to_string(),
+            )));
+        }
+        if let Some(standard) = standard_event(normalized) {
+            return Ok(Cow::Borrowed(standard));
+        }
+        let custom = strip_dl_prefix(text::trim(incoming));
+        match valid_custom_name(custom) {
+            Err(error) => Err(NameMapping::Reject(error)),
+            Ok(_) if !self.custom_events => Err(NameMapping::Skip(SkipReason::CustomEventsOff(
+                custom.to_string(),
+            ))),
+            Ok(name) => Ok(Cow::Borrowed(name)),
+        }
+    }
+}
+
+/// Names up to this long are normalised on the stack; longer ones (never a valid name, but
+/// a page may send one) take [`normalize`]'s allocation.
+const NORMALIZED_ON_STACK: usize = 64;
+
+/// [`normalize`] into `buffer`, for a short ASCII name; `None` otherwise.
+fn normalize_ascii_into<'b>(name: &str, buffer: &'b mut [u8]) -> Option<&'b str> {
+    let trimmed = text::trim(name);
+    if !trimmed.is_ascii() {
+        return None;
+    }
+    let lowered = buffer.get_mut(..trimmed.len())?;
+    for (to, from) in lowered.iter_mut().zip(trimmed.bytes()) {
+        *to = match from {
+            b' ' | b'-' => b'_',
+            b => b.to_ascii_lowercase(),
+        };
+    }
+    let lowered = core::str::from_utf8(lowered).ok()?;
+    Some(lowered.strip_prefix("dl_").unwrap_or(lowered))
 }
 
 /// Trim, lower-case, spaces and hyphens to `_`, strip a leading `dl_`.

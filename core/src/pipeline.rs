@@ -1,7 +1,7 @@
 //! One collect request through every rule: name, consent, hashing, cookies, score, element.
 //!
-//! The Worker and the `ttedge` command both call [`prepare_request`], so what `ttedge
-//! preview` shows is exactly what the edge would send.
+//! The Worker calls [`prepare`] and the `ttedge` command [`prepare_request`], its owned
+//! twin, so what `ttedge preview` shows is exactly what the edge would send.
 
 use alloc::borrow::Cow;
 use alloc::format;
@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::consent::{self, ConsentDecision};
 use crate::cookie;
-use crate::event::{CollectEvent, Context, PixelStatus, Properties, Source, UserData};
+use crate::event::{CollectEvent, PixelStatus, Properties, Source, UserData};
 use crate::hashing;
 use crate::mapping::{NameMapping, NameRules};
 use crate::quality::{self, MatchQuality, MatchSignals};
+use crate::text;
 use crate::tiktok::{Content, Page, RequestKey, TrackEvent, TrackProperties, User};
 
 /// Where a site's events go.
@@ -77,18 +78,21 @@ pub enum Status {
 }
 
 /// One event after the rules, in the shape `ttedge preview` prints.
+///
+/// Its text borrows from the collect body and the request headers (`'a`);
+/// [`into_owned`](PreparedEvent::into_owned) makes a copy that outlives them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PreparedEvent {
+pub struct PreparedEvent<'a> {
     /// Position in the request.
     pub index: usize,
     /// Given, or generated when absent.
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     /// Ready, skipped, held or rejected.
     pub status: Status,
     /// Why the event is not ready.
     pub reason: Option<String>,
     /// The `data[]` element, when ready.
-    pub tiktok: Option<TrackEvent>,
+    pub tiktok: Option<TrackEvent<'a>>,
     /// Match quality, when the event maps to a TikTok event.
     pub emq: Option<MatchQuality>,
     /// The TikTok event name, when the event maps to one.
@@ -102,67 +106,108 @@ pub struct PreparedEvent {
     pub pixel: Option<PixelStatus>,
 }
 
-/// A whole collect request after the rules.
+impl PreparedEvent<'_> {
+    /// A copy that owns all of its text.
+    pub fn into_owned(self) -> PreparedEvent<'static> {
+        PreparedEvent {
+            index: self.index,
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            status: self.status,
+            reason: self.reason,
+            tiktok: self.tiktok.map(TrackEvent::into_owned),
+            emq: self.emq,
+            event_name: self.event_name,
+            source: self.source,
+            pixel: self.pixel,
+        }
+    }
+}
+
+/// A whole collect request after the rules, borrowing its text like [`PreparedEvent`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct PreparedRequest {
+pub struct Prepared<'a> {
     /// One per input event, in order.
-    pub events: Vec<PreparedEvent>,
+    pub events: Vec<PreparedEvent<'a>>,
     /// `Set-Cookie` header values for the answer.
     pub set_cookies: Vec<String>,
 }
 
+/// A whole collect request after the rules, owning its text: what [`prepare_request`] gives.
+pub type PreparedRequest = Prepared<'static>;
+
+impl Prepared<'_> {
+    /// A copy that owns all of its text.
+    pub fn into_owned(self) -> PreparedRequest {
+        Prepared {
+            events: self
+                .events
+                .into_iter()
+                .map(PreparedEvent::into_owned)
+                .collect(),
+            set_cookies: self.set_cookies,
+        }
+    }
+}
+
 /// The click and browser ids one event can use.
-struct EventIds<'a> {
+struct EventIds<'a, 'r> {
     /// The `ttclid` of the event's own page URL.
-    page_ttclid: Option<String>,
+    page_ttclid: Option<Cow<'a, str>>,
     /// The request's cookies.
-    browser: &'a BrowserIds,
+    browser: &'r BrowserIds<'a>,
 }
 
 /// Cookie state shared by the events of one browser request.
-struct BrowserIds {
-    ttp: Option<String>,
-    ttclid_cookie: Option<String>,
+struct BrowserIds<'a> {
+    ttp: Option<Cow<'a, str>>,
+    ttclid_cookie: Option<&'a str>,
 }
 
-/// Runs every event of a request through the rules and decides the cookies to set.
+/// Runs every event of a request through the rules and decides the cookies to set, into
+/// a result that owns its text (see [`prepare`] for the one that borrows it).
 pub fn prepare_request(
     events: Vec<CollectEvent<'_>>,
     ctx: &RequestContext<'_>,
     destination: &Destination,
 ) -> PreparedRequest {
-    let browser: Vec<&CollectEvent<'_>> = events
-        .iter()
-        .filter(|e| source_of(e) == Source::Browser)
-        .collect();
+    prepare(&events, ctx, destination).into_owned()
+}
+
+/// Runs every event of a request through the rules and decides the cookies to set.
+///
+/// The result borrows its text from `events` and `ctx` instead of copying it: the Worker
+/// serialises the elements ([`TrackEvent::to_json`]) while the body is still at hand.
+pub fn prepare<'a>(
+    events: &'a [CollectEvent<'_>],
+    ctx: &RequestContext<'a>,
+    destination: &Destination,
+) -> Prepared<'a> {
+    let is_browser = |event: &&CollectEvent<'_>| source_of(event) == Source::Browser;
+    let browser = || events.iter().filter(is_browser);
     // One event that refuses ad storage is enough to set no cookie for the whole request.
-    let cookies_allowed = !browser.is_empty()
-        && browser
-            .iter()
-            .all(|e| consent::decide(e.consent.as_ref()).cookies_allowed);
+    let cookies_allowed = browser().next().is_some()
+        && browser().all(|e| consent::decide(e.consent.as_ref()).cookies_allowed);
 
     let cookie_value = |name| {
         ctx.cookie_header
             .and_then(|header| cookie::get(header, name))
             .filter(|value| cookie::is_cookie_value(value))
     };
-    let known_ttp = cookie_value(cookie::TTP).map(str::to_string).or_else(|| {
-        browser
-            .iter()
+    let known_ttp = cookie_value(cookie::TTP).or_else(|| {
+        browser()
             .filter_map(|e| e.context.as_ref()?.ttp.as_deref())
-            .map(str::trim)
+            .map(text::trim)
             .find(|ttp| cookie::is_cookie_value(ttp))
-            .map(str::to_string)
     });
     let ttp = match known_ttp {
-        Some(ttp) => Some(ttp),
+        Some(ttp) => Some(Cow::Borrowed(ttp)),
         None if cookies_allowed => ctx
             .ttp_random
-            .map(|random| cookie::new_ttp(random, ctx.now_ms)),
+            .map(|random| Cow::Owned(cookie::new_ttp(random, ctx.now_ms))),
         None => None,
     };
     // Each page URL is read once: for the cookie here and for its event's `ttclid` below.
-    let page_ttclids: Vec<Option<String>> = events
+    let page_ttclids: Vec<Option<Cow<'a, str>>> = events
         .iter()
         .map(|e| e.url.as_deref().and_then(cookie::ttclid_from_url))
         .collect();
@@ -170,7 +215,7 @@ pub fn prepare_request(
         .iter()
         .zip(&page_ttclids)
         .rev()
-        .filter(|(event, _)| source_of(event) == Source::Browser)
+        .filter(|(event, _)| is_browser(event))
         .find_map(|(_, ttclid)| ttclid.as_deref());
 
     let mut set_cookies = Vec::new();
@@ -185,11 +230,10 @@ pub fn prepare_request(
 
     let ids = BrowserIds {
         ttp,
-        ttclid_cookie: cookie_value(cookie::TTCLID).map(str::to_string),
+        ttclid_cookie: cookie_value(cookie::TTCLID),
     };
-    let id_prefix = hex::encode(ctx.id_random);
     let events = events
-        .into_iter()
+        .iter()
         .zip(page_ttclids)
         .enumerate()
         .map(|(index, (event, page_ttclid))| {
@@ -197,10 +241,10 @@ pub fn prepare_request(
                 page_ttclid,
                 browser: &ids,
             };
-            prepare_event(index, event, ctx, &ids, &id_prefix, destination)
+            prepare_event(index, event, ctx, &ids, destination)
         })
         .collect();
-    PreparedRequest {
+    Prepared {
         events,
         set_cookies,
     }
@@ -210,22 +254,18 @@ fn source_of(event: &CollectEvent<'_>) -> Source {
     event.source.unwrap_or_default()
 }
 
-fn prepare_event(
+fn prepare_event<'a>(
     index: usize,
-    event: CollectEvent<'_>,
-    ctx: &RequestContext<'_>,
-    ids: &EventIds<'_>,
-    id_prefix: &str,
+    event: &'a CollectEvent<'_>,
+    ctx: &RequestContext<'a>,
+    ids: &EventIds<'a, '_>,
     destination: &Destination,
-) -> PreparedEvent {
-    let event_id = event
-        .event_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{id_prefix}-{index}"));
-    let source = source_of(&event);
+) -> PreparedEvent<'a> {
+    let event_id = match non_empty(event.event_id.as_deref()) {
+        Some(id) => id,
+        None => Cow::Owned(format!("{}-{index}", hex::encode(ctx.id_random))),
+    };
+    let source = source_of(event);
     let pixel = event.context.as_ref().and_then(|c| c.pixel);
     let mut prepared = PreparedEvent {
         index,
@@ -239,19 +279,20 @@ fn prepare_event(
         pixel,
     };
     let incoming = event.event.as_deref().unwrap_or_default();
-    let name = match destination.names.map(incoming) {
-        NameMapping::Send(name) => name,
-        NameMapping::Skip(reason) => {
+    let name = match destination.names.resolve(incoming) {
+        Ok(name) => name,
+        Err(NameMapping::Skip(reason)) => {
             prepared.status = Status::Skipped;
             prepared.reason = Some(reason.to_string());
             return prepared;
         }
-        NameMapping::Reject(error) => {
+        Err(NameMapping::Reject(error)) => {
             prepared.reason = Some(error.to_string());
             return prepared;
         }
+        Err(NameMapping::Send(name)) => Cow::Owned(name),
     };
-    prepared.event_name = Some(name.clone());
+    prepared.event_name = Some(String::from(&*name));
 
     let properties = match track_properties(event.properties.as_ref()) {
         Ok(properties) => properties,
@@ -263,9 +304,9 @@ fn prepare_event(
     let decision = consent::decide(event.consent.as_ref());
     let element = TrackEvent {
         event: name,
-        event_time: event_time_secs(&event, ctx.now_ms),
+        event_time: event_time_secs(event, ctx.now_ms),
         event_id: prepared.event_id.clone(),
-        user: track_user(&event, source, decision, ctx, ids),
+        user: track_user(event, source, decision, ctx, ids),
         page: Page {
             url: non_empty(event.url.as_deref()),
             referrer: non_empty(event.referrer.as_deref()),
@@ -284,11 +325,12 @@ fn prepare_event(
     prepared
 }
 
-fn non_empty(value: Option<&str>) -> Option<String> {
+/// Trimmed, and `None` when empty; still borrowed.
+fn non_empty(value: Option<&str>) -> Option<Cow<'_, str>> {
     value
-        .map(str::trim)
+        .map(text::trim)
         .filter(|v| !v.is_empty())
-        .map(str::to_string)
+        .map(Cow::Borrowed)
 }
 
 fn event_time_secs(event: &CollectEvent<'_>, now_ms: u64) -> i64 {
@@ -298,49 +340,54 @@ fn event_time_secs(event: &CollectEvent<'_>, now_ms: u64) -> i64 {
     }
 }
 
-fn track_user(
-    event: &CollectEvent<'_>,
+fn track_user<'a>(
+    event: &'a CollectEvent<'_>,
     source: Source,
     decision: ConsentDecision,
-    ctx: &RequestContext<'_>,
-    ids: &EventIds<'_>,
-) -> User {
-    let empty_context = Context::default();
-    let context = event.context.as_ref().unwrap_or(&empty_context);
+    ctx: &RequestContext<'a>,
+    ids: &EventIds<'a, '_>,
+) -> User<'a> {
     let mut user = User::default();
     if !decision.strip_pii {
         if let Some(data) = &event.user_data {
             hash_user_data(data, &mut user);
         }
     }
-    let from_context = |value: &Option<Cow<'_, str>>| non_empty(value.as_deref());
+    // What the page said about itself, each field trimmed and non-empty.
+    let context = event.context.as_ref();
+    let ttp_in_context = || non_empty(context.and_then(|c| c.ttp.as_deref()));
+    let ttclid_in_context = || non_empty(context.and_then(|c| c.ttclid.as_deref()));
+    let ip_in_context = || non_empty(context.and_then(|c| c.ip.as_deref()));
+    let user_agent_in_context = || non_empty(context.and_then(|c| c.user_agent.as_deref()));
     // The page URL's ttclid is the freshest click; then the cookie, then what the page said.
     user.ttclid = ids
         .page_ttclid
         .clone()
         .or_else(|| match source {
-            Source::Browser => ids.browser.ttclid_cookie.clone(),
+            Source::Browser => ids.browser.ttclid_cookie.map(Cow::Borrowed),
             Source::Offline => None,
         })
-        .or_else(|| from_context(&context.ttclid));
+        .or_else(ttclid_in_context);
     match source {
         // Request headers describe the browser that sent the event; they win.
         Source::Browser => {
             if decision.cookies_allowed {
                 user.ttp = ids.browser.ttp.clone();
             }
-            user.ip = non_empty(ctx.ip).or_else(|| from_context(&context.ip));
-            user.user_agent =
-                non_empty(ctx.user_agent).or_else(|| from_context(&context.user_agent));
-            user.locale = ctx.accept_language.and_then(first_language_tag);
+            user.ip = non_empty(ctx.ip).or_else(ip_in_context);
+            user.user_agent = non_empty(ctx.user_agent).or_else(user_agent_in_context);
+            user.locale = ctx
+                .accept_language
+                .and_then(language_tag)
+                .map(Cow::Borrowed);
         }
         // An offline upload's headers describe the uploading server, not the customer.
         Source::Offline => {
             if decision.cookies_allowed {
-                user.ttp = from_context(&context.ttp);
+                user.ttp = ttp_in_context();
             }
-            user.ip = from_context(&context.ip);
-            user.user_agent = from_context(&context.user_agent);
+            user.ip = ip_in_context();
+            user.user_agent = user_agent_in_context();
         }
     }
     user
@@ -348,10 +395,13 @@ fn track_user(
 
 /// Clear values win over the page's hashes: ttedge then controls normalisation. A "hash" that
 /// is not 64 hex characters is treated as a clear value, so it is never sent unhashed.
-fn hash_user_data(data: &UserData<'_>, user: &mut User) {
+fn hash_user_data(data: &UserData<'_>, user: &mut User<'_>) {
     let clear_or_hashed =
         |clear: Option<&str>, hashed: Option<&str>, hash: fn(&str) -> Option<String>| {
-            clear.and_then(hash).or_else(|| hashed.and_then(hash))
+            clear
+                .and_then(hash)
+                .or_else(|| hashed.and_then(hash))
+                .map(Cow::Owned)
         };
     user.email = clear_or_hashed(
         data.email.as_deref(),
@@ -363,24 +413,35 @@ fn hash_user_data(data: &UserData<'_>, user: &mut User) {
         data.phone_hash.as_deref(),
         hashing::phone,
     );
-    user.external_id = data.external_id.as_deref().and_then(hashing::external_id);
+    user.external_id = clear_or_hashed(data.external_id.as_deref(), None, hashing::external_id);
 }
 
 /// `en-US,en;q=0.9` → `en-US`.
 pub fn first_language_tag(accept_language: &str) -> Option<String> {
-    let tag = accept_language.split(',').next()?.split(';').next()?.trim();
-    (!tag.is_empty() && tag != "*").then(|| tag.to_string())
+    language_tag(accept_language).map(str::to_string)
+}
+
+/// [`first_language_tag`], borrowed from the header.
+fn language_tag(accept_language: &str) -> Option<&str> {
+    let tag = text::trim(text::before(text::before(accept_language, b','), b';'));
+    (!tag.is_empty() && tag != "*").then_some(tag)
 }
 
 /// Properties for TikTok. An invalid currency is refused here, before batching, because
 /// TikTok would refuse the whole request it travels in.
-fn track_properties(properties: Option<&Properties<'_>>) -> Result<TrackProperties, String> {
+fn track_properties<'a>(
+    properties: Option<&'a Properties<'_>>,
+) -> Result<TrackProperties<'a>, String> {
     let Some(properties) = properties else {
         return Ok(TrackProperties::default());
     };
     let currency = match non_empty(properties.currency.as_deref()) {
         Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            Some(code.to_ascii_uppercase())
+            if code.bytes().all(|b| b.is_ascii_uppercase()) {
+                Some(code)
+            } else {
+                Some(Cow::Owned(code.to_ascii_uppercase()))
+            }
         }
         Some(code) => {
             return Err(format!(
@@ -389,14 +450,14 @@ fn track_properties(properties: Option<&Properties<'_>>) -> Result<TrackProperti
         }
         None => None,
     };
-    let contents: Vec<Content> = properties
+    let contents: Vec<Content<'a>> = properties
         .line_items()
         .iter()
         .map(|item| Content {
-            content_id: item.product_id().map(str::to_string),
-            content_name: item.name().map(str::to_string),
-            content_category: item.category().map(str::to_string),
-            brand: item.brand().map(str::to_string),
+            content_id: item.product_id().map(Cow::Borrowed),
+            content_name: item.name().map(Cow::Borrowed),
+            content_category: item.category().map(Cow::Borrowed),
+            brand: item.brand().map(Cow::Borrowed),
             quantity: item.quantity,
             price: item.price,
         })
@@ -404,7 +465,7 @@ fn track_properties(properties: Option<&Properties<'_>>) -> Result<TrackProperti
     Ok(TrackProperties {
         value: properties.value,
         currency,
-        content_type: (!contents.is_empty()).then(|| "product".to_string()),
+        content_type: (!contents.is_empty()).then_some(Cow::Borrowed("product")),
         contents,
         order_id: non_empty(properties.order_id.as_deref()),
         query: non_empty(properties.query.as_deref()),
@@ -413,7 +474,7 @@ fn track_properties(properties: Option<&Properties<'_>>) -> Result<TrackProperti
 }
 
 /// What the element carries that TikTok can match on.
-pub fn match_signals(element: &TrackEvent) -> MatchSignals {
+pub fn match_signals(element: &TrackEvent<'_>) -> MatchSignals {
     let user = &element.user;
     let properties = &element.properties;
     MatchSignals {

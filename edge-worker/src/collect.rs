@@ -6,7 +6,7 @@
 use serde::Serialize;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::health::is_conversion;
-use ttedge_core::pipeline::{prepare_request, PreparedEvent, RequestContext, Status};
+use ttedge_core::pipeline::{prepare, PreparedEvent, RequestContext, Status};
 use ttedge_core::quality::MatchQuality;
 use worker::{Env, Headers, Request, Response, Result};
 
@@ -124,9 +124,9 @@ async fn handle(
         cookie_header: cookie_header.as_deref(),
         cookie_domain: cookie_domain.as_deref(),
     };
-    let prepared = prepare_request(events, &ctx, &site.destination);
+    let prepared = prepare(&events, &ctx, &site.destination);
 
-    let intake = intake(site, &prepared.events)?;
+    let intake = intake(site, &prepared.events);
     let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
     prepared.events.iter().for_each(log_weak_match);
 
@@ -148,7 +148,7 @@ async fn handle(
 }
 
 /// What the Dispatcher stores: the ready elements, and counts of the rest for health.
-fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<Intake, ApiError> {
+fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Intake {
     let mut intake = Intake {
         live: site.live,
         ..Intake::default()
@@ -167,24 +167,23 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent]) -> std::result::Result<In
             continue;
         };
         intake.events.push(IntakeEvent {
-            event_id: event.event_id.clone(),
+            event_id: event.event_id.to_string(),
             event_name: name.clone(),
             pixel_code: site.destination.pixel_id.clone(),
             test_event_code: site.destination.test_event_code.clone(),
             pixel_status: event.pixel,
             score: event.emq.as_ref().map(|emq| emq.score.0),
             conversion: is_conversion(name, &site.conversion_events),
-            element: serde_json::to_string(element)
-                .map_err(|e| worker::Error::from(e.to_string()))?,
+            element: element.to_json(),
         });
     }
-    Ok(intake)
+    intake
 }
 
 /// Under its threshold, an event's coaching goes to the log as well as the answer, so an
 /// operator sees what to fix without the page's developer console. No personal data: only
 /// the id, the name, the score and the missing factors.
-fn log_weak_match(event: &PreparedEvent) {
+fn log_weak_match(event: &PreparedEvent<'_>) {
     let Some(emq) = event.emq.as_ref().filter(|emq| emq.below_threshold()) else {
         return;
     };
@@ -202,8 +201,9 @@ fn log_weak_match(event: &PreparedEvent) {
     );
 }
 
-fn answer_for<'a>(event: &'a PreparedEvent, duplicates: &[String]) -> EventAnswer<'a> {
-    let duplicate = event.status == Status::Ready && duplicates.contains(&event.event_id);
+fn answer_for<'a>(event: &'a PreparedEvent<'_>, duplicates: &[String]) -> EventAnswer<'a> {
+    let duplicate =
+        event.status == Status::Ready && duplicates.iter().any(|id| *id == event.event_id);
     let status = match event.status {
         Status::Ready if duplicate => "duplicate",
         Status::Ready => "ready",

@@ -1,10 +1,17 @@
 //! The `POST /open_api/v1.3/event/track/` request and its `data[]` element.
+//!
+//! The element borrows its text (`Cow`) from the collect body and the request headers, so
+//! building one allocates little more than its three hashes; [`TrackEvent::to_json`] then
+//! writes it straight from those borrows.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+use crate::json::{self, Object};
 
 /// Path of the track endpoint, appended to `TIKTOK_API_BASE`.
 pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
@@ -14,66 +21,171 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 1_000;
 
 /// One element of the request's `data[]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrackEvent {
+pub struct TrackEvent<'a> {
     /// TikTok event name, standard or custom.
-    pub event: String,
+    pub event: Cow<'a, str>,
     /// Unix time in **seconds**.
     pub event_time: i64,
     /// Deduplication key shared with the pixel.
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     /// Matching data; PII is SHA-256 hex.
-    pub user: User,
+    pub user: User<'a>,
     /// The page the event happened on.
     #[serde(default, skip_serializing_if = "Page::is_empty")]
-    pub page: Page,
+    pub page: Page<'a>,
     /// Commerce properties.
     #[serde(default, skip_serializing_if = "TrackProperties::is_empty")]
-    pub properties: TrackProperties,
+    pub properties: TrackProperties<'a>,
     /// Limited Data Use, from consent.
     pub limited_data_use: bool,
 }
 
+impl TrackEvent<'_> {
+    /// A copy that owns all of its text.
+    pub fn into_owned(self) -> TrackEvent<'static> {
+        TrackEvent {
+            event: owned(self.event),
+            event_time: self.event_time,
+            event_id: owned(self.event_id),
+            user: User {
+                email: self.user.email.map(owned),
+                phone: self.user.phone.map(owned),
+                external_id: self.user.external_id.map(owned),
+                ttp: self.user.ttp.map(owned),
+                ttclid: self.user.ttclid.map(owned),
+                ip: self.user.ip.map(owned),
+                user_agent: self.user.user_agent.map(owned),
+                locale: self.user.locale.map(owned),
+            },
+            page: Page {
+                url: self.page.url.map(owned),
+                referrer: self.page.referrer.map(owned),
+            },
+            properties: self.properties.into_owned(),
+            limited_data_use: self.limited_data_use,
+        }
+    }
+
+    /// The element as JSON: the same bytes as `serde_json::to_string(self)`, written
+    /// several times faster (the writer checks eight bytes at a time for escapes). This is what the Worker stores and sends.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.json_len_hint());
+        let mut element = Object::open(&mut out);
+        element.str("event", &self.event);
+        json::write_int(element.key("event_time"), self.event_time);
+        element.str("event_id", &self.event_id);
+        self.user.write_json(element.key("user"));
+        if !self.page.is_empty() {
+            let mut page = Object::open(element.key("page"));
+            page.opt_str("url", self.page.url.as_deref());
+            page.opt_str("referrer", self.page.referrer.as_deref());
+            page.close();
+        }
+        if !self.properties.is_empty() {
+            self.properties.write_json(element.key("properties"));
+        }
+        json::write_bool(element.key("limited_data_use"), self.limited_data_use);
+        element.close();
+        out
+    }
+
+    /// Enough room for the element without escapes, so the string is allocated once.
+    fn json_len_hint(&self) -> usize {
+        let text = |value: &Option<Cow<'_, str>>| value.as_ref().map_or(0, |text| text.len());
+        let user = &self.user;
+        let properties = &self.properties;
+        let contents: usize = properties
+            .contents
+            .iter()
+            .map(|c| {
+                120 + text(&c.content_id)
+                    + text(&c.content_name)
+                    + text(&c.content_category)
+                    + text(&c.brand)
+            })
+            .sum();
+        400 + self.event.len()
+            + self.event_id.len()
+            + [
+                &user.email,
+                &user.phone,
+                &user.external_id,
+                &user.ttp,
+                &user.ttclid,
+                &user.ip,
+                &user.user_agent,
+                &user.locale,
+                &self.page.url,
+                &self.page.referrer,
+                &properties.currency,
+                &properties.content_type,
+                &properties.order_id,
+                &properties.query,
+                &properties.description,
+            ]
+            .into_iter()
+            .map(text)
+            .sum::<usize>()
+            + contents
+    }
+}
+
 /// `data[].user`. Absent values are left out rather than sent empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
+pub struct User<'a> {
     /// SHA-256 of the normalised email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<Cow<'a, str>>,
     /// SHA-256 of the phone's digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub phone: Option<Cow<'a, str>>,
     /// SHA-256 of the trimmed external id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<String>,
+    pub external_id: Option<Cow<'a, str>>,
     /// The `_ttp` cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttp: Option<String>,
+    pub ttp: Option<Cow<'a, str>>,
     /// The TikTok click id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttclid: Option<String>,
+    pub ttclid: Option<Cow<'a, str>>,
     /// The visitor's IP address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<Cow<'a, str>>,
     /// The visitor's user agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Cow<'a, str>>,
     /// The first `Accept-Language` tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
+    pub locale: Option<Cow<'a, str>>,
+}
+
+impl User<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut user = Object::open(out);
+        user.opt_str("email", self.email.as_deref());
+        user.opt_str("phone", self.phone.as_deref());
+        user.opt_str("external_id", self.external_id.as_deref());
+        user.opt_str("ttp", self.ttp.as_deref());
+        user.opt_str("ttclid", self.ttclid.as_deref());
+        user.opt_str("ip", self.ip.as_deref());
+        user.opt_str("user_agent", self.user_agent.as_deref());
+        user.opt_str("locale", self.locale.as_deref());
+        user.close();
+    }
 }
 
 /// `data[].page`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Page {
+pub struct Page<'a> {
     /// The page URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<Cow<'a, str>>,
     /// The referrer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referrer: Option<String>,
+    pub referrer: Option<Cow<'a, str>>,
 }
 
-impl Page {
+impl Page<'_> {
     fn is_empty(&self) -> bool {
         self.url.is_none() && self.referrer.is_none()
     }
@@ -81,57 +193,122 @@ impl Page {
 
 /// `data[].properties`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrackProperties {
+pub struct TrackProperties<'a> {
     /// Order or cart value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// ISO 4217, upper-case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<Cow<'a, str>>,
     /// `product` whenever there are contents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'a, str>>,
     /// Line items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contents: Vec<Content>,
+    pub contents: Vec<Content<'a>>,
     /// The shop's order id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
+    pub order_id: Option<Cow<'a, str>>,
     /// A search query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
+    pub query: Option<Cow<'a, str>>,
     /// A description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: Option<Cow<'a, str>>,
 }
 
-impl TrackProperties {
+impl TrackProperties<'_> {
     fn is_empty(&self) -> bool {
         *self == TrackProperties::default()
+    }
+
+    fn into_owned(self) -> TrackProperties<'static> {
+        TrackProperties {
+            value: self.value,
+            currency: self.currency.map(owned),
+            content_type: self.content_type.map(owned),
+            contents: self
+                .contents
+                .into_iter()
+                .map(|content| Content {
+                    content_id: content.content_id.map(owned),
+                    content_name: content.content_name.map(owned),
+                    content_category: content.content_category.map(owned),
+                    brand: content.brand.map(owned),
+                    quantity: content.quantity,
+                    price: content.price,
+                })
+                .collect(),
+            order_id: self.order_id.map(owned),
+            query: self.query.map(owned),
+            description: self.description.map(owned),
+        }
+    }
+
+    fn write_json(&self, out: &mut String) {
+        let mut properties = Object::open(out);
+        properties.opt_f64("value", self.value);
+        properties.opt_str("currency", self.currency.as_deref());
+        properties.opt_str("content_type", self.content_type.as_deref());
+        if !self.contents.is_empty() {
+            let out = properties.key("contents");
+            out.push('[');
+            for (index, content) in self.contents.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                content.write_json(out);
+            }
+            out.push(']');
+        }
+        properties.opt_str("order_id", self.order_id.as_deref());
+        properties.opt_str("query", self.query.as_deref());
+        properties.opt_str("description", self.description.as_deref());
+        properties.close();
     }
 }
 
 /// One of `properties.contents`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Content {
+pub struct Content<'a> {
     /// Always a string, even when the shop's ids are numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_id: Option<String>,
+    pub content_id: Option<Cow<'a, str>>,
     /// Product name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_name: Option<String>,
+    pub content_name: Option<Cow<'a, str>>,
     /// Product category.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_category: Option<String>,
+    pub content_category: Option<Cow<'a, str>>,
     /// Brand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
+    pub brand: Option<Cow<'a, str>>,
     /// Units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
     /// Unit price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
+}
+
+impl Content<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut content = Object::open(out);
+        content.opt_str("content_id", self.content_id.as_deref());
+        content.opt_str("content_name", self.content_name.as_deref());
+        content.opt_str("content_category", self.content_category.as_deref());
+        content.opt_str("brand", self.brand.as_deref());
+        if let Some(quantity) = self.quantity {
+            json::write_int(content.key("quantity"), quantity);
+        }
+        content.opt_f64("price", self.price);
+        content.close();
+    }
+}
+
+/// `text`, owned.
+fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(text.into_owned())
 }
 
 /// What puts two events in different requests: the pixel and the test event code.
@@ -242,6 +419,72 @@ mod tests {
         );
         let body = request_body(key("PIX", None), &[&raw]);
         assert!(!body.contains("test_event_code"));
+    }
+
+    fn element<'a>(
+        text: &'a str,
+        value: Option<f64>,
+        contents: Vec<Content<'a>>,
+    ) -> TrackEvent<'a> {
+        let some = || Some(Cow::from(text));
+        TrackEvent {
+            event: Cow::from("Custom\"Name"),
+            event_time: -1,
+            event_id: Cow::from(text),
+            user: User {
+                email: some(),
+                ttclid: some(),
+                locale: some(),
+                ..User::default()
+            },
+            page: Page {
+                url: None,
+                referrer: some(),
+            },
+            properties: TrackProperties {
+                value,
+                currency: some(),
+                contents,
+                description: some(),
+                ..TrackProperties::default()
+            },
+            limited_data_use: true,
+        }
+    }
+
+    #[test]
+    fn to_json_is_serde_json_byte_for_byte() {
+        let content = Content {
+            content_id: Some(Cow::from("sku-1")),
+            quantity: Some(u32::MAX),
+            price: Some(0.1 + 0.2),
+            ..Content::default()
+        };
+        let elements = [
+            element(
+                "plain",
+                Some(16.48),
+                alloc::vec![content.clone(), Content::default()],
+            ),
+            element(
+                "tab\there \"quoted\" \u{1} ünï 😀",
+                Some(f64::NAN),
+                Vec::new(),
+            ),
+            element("", None, alloc::vec![content]),
+            TrackEvent {
+                event: Cow::from("Lead"),
+                event_time: 1_705_320_000,
+                event_id: Cow::from("id"),
+                user: User::default(),
+                page: Page::default(),
+                properties: TrackProperties::default(),
+                limited_data_use: false,
+            },
+        ];
+        for element in &elements {
+            assert_eq!(element.to_json(), serde_json::to_string(element).unwrap());
+        }
     }
 
     #[test]

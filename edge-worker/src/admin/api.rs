@@ -313,7 +313,7 @@ pub async fn connection_test(env: &Env, site: &SiteConfig, host: &str) -> Answer
     let call = TestCall {
         pixel_code: site.destination.pixel_id.clone(),
         test_event_code: site.destination.test_event_code.clone(),
-        element: serde_json::to_string(element).map_err(|e| worker::Error::from(e.to_string()))?,
+        element: element.to_json(),
     };
     let mut response = dispatcher::test(env, site, &call).await?;
     if response.status_code() != 200 {
