@@ -13,7 +13,7 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
         ("/collect", Method::Post) => collect::collect(req, env).await,
         ("/collect", Method::Options) => collect::preflight(&req, env).await,
         ("/collect", other) => wrong_method(other, "POST, OPTIONS"),
-        ("/sdk.js", Method::Get | Method::Head) => sdk::serve(),
+        ("/sdk.js", Method::Get | Method::Head) => sdk::serve(&req),
         ("/sdk.js", other) => wrong_method(other, "GET"),
         ("/healthz", Method::Get | Method::Head) => healthz(&req, env).await,
         ("/healthz", other) => wrong_method(other, "GET"),
