@@ -9,10 +9,9 @@
 use serde::{Deserialize, Serialize};
 use ttedge_core::destination::{Baseline, DestinationSettings};
 use ttedge_core::throttle::LoginThrottle;
-use worker::wasm_bindgen::JsValue;
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result,
-    SqlStorage, SqlStorageValue, State,
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, Result, SqlStorage,
+    SqlStorageValue, State,
 };
 
 use crate::error::ApiError;
@@ -208,16 +207,7 @@ async fn call(
         .durable_object(BINDING)?
         .id_from_name(INSTANCE)?
         .get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(method);
-    if let Some(body) = body {
-        let headers = Headers::new();
-        headers.set("Content-Type", "application/json")?;
-        init.with_headers(headers)
-            .with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
-    }
-    let request = Request::new_with_init(&format!("https://config{path}"), &init)?;
-    stub.fetch_with_request(request).await
+    runtime::call_object(&stub, method, path, Headers::new(), body).await
 }
 
 /// The Config Durable Object.

@@ -30,8 +30,8 @@ use ttedge_core::retry::{after_failure, NextStep};
 use ttedge_core::tiktok::{plan_requests, request_body, Failure, RequestKey, Verdict};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result,
-    SqlStorage, SqlStorageValue, State,
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, Result, SqlStorage,
+    SqlStorageValue, State,
 };
 
 use crate::config::{self, SiteConfig, Source};
@@ -396,16 +396,7 @@ async fn call(
         CREDENTIALS_HEADER,
         &serde_json::to_string(&Credentials::of(site))?,
     )?;
-    let mut init = RequestInit::new();
-    init.with_method(method);
-    if let Some(body) = body {
-        headers.set("Content-Type", "application/json")?;
-        init.with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
-    }
-    init.with_headers(headers);
-    // A stub ignores the host; only the path matters.
-    let request = Request::new_with_init(&format!("https://dispatcher{path}"), &init)?;
-    stub.fetch_with_request(request).await
+    runtime::call_object(&stub, method, path, headers, body).await
 }
 
 #[durable_object(alarm)]

@@ -1,6 +1,8 @@
 //! The clock and randomness core may not fetch itself.
 
-use worker::{Date, Result, SqlStorage};
+use serde::Serialize;
+use worker::wasm_bindgen::JsValue;
+use worker::{Date, Headers, Method, Request, RequestInit, Response, Result, SqlStorage, Stub};
 
 /// Milliseconds since the epoch. In workerd the clock only advances across I/O.
 pub fn now_ms() -> u64 {
@@ -24,4 +26,24 @@ pub fn create_schema(sql: &SqlStorage, statements: &[&str], object: &str) {
             worker::console_error!("{object} schema: {error}");
         }
     }
+}
+
+/// Calls a Durable Object at `path` with `headers`, and `body` as JSON when there is one.
+pub async fn call_object(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<&impl Serialize>,
+) -> Result<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        headers.set("Content-Type", "application/json")?;
+        init.with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
+    }
+    init.with_headers(headers);
+    // A stub ignores the host; only the path matters.
+    let request = Request::new_with_init(&format!("https://object{path}"), &init)?;
+    stub.fetch_with_request(request).await
 }
