@@ -284,6 +284,7 @@ fn prepare_event<'a>(
             prepared.reason = Some(error.to_string());
             return prepared;
         }
+        // `resolve` gives sent names as `Ok`; this arm only keeps the match whole.
         Err(NameMapping::Send(name)) => Cow::Owned(name),
     };
     prepared.event_name = Some(String::from(&*name));
