@@ -206,37 +206,21 @@ pub fn prepare<'a>(
             .map(|random| Cow::Owned(cookie::new_ttp(random, ctx.now_ms))),
         None => None,
     };
-    // Each page URL is read once: for the cookie here and for its event's `ttclid` below.
-    let page_ttclids: Vec<Option<Cow<'a, str>>> = events
-        .iter()
-        .map(|e| e.url.as_deref().and_then(cookie::ttclid_from_url))
-        .collect();
-    let landing_ttclid = events
-        .iter()
-        .zip(&page_ttclids)
-        .rev()
-        .filter(|(event, _)| is_browser(event))
-        .find_map(|(_, ttclid)| ttclid.as_deref());
-
-    let mut set_cookies = Vec::new();
-    if cookies_allowed {
-        if let Some(ttp) = &ttp {
-            set_cookies.push(cookie::set_ttp(ttp, ctx.cookie_domain));
-        }
-        if let Some(ttclid) = landing_ttclid.filter(|v| cookie::is_cookie_value(v)) {
-            set_cookies.push(cookie::set_ttclid(ttclid, ctx.cookie_domain));
-        }
-    }
-
     let ids = BrowserIds {
         ttp,
         ttclid_cookie: cookie_value(cookie::TTCLID),
     };
+    // Each page URL is read once, for its event's `ttclid` and for the cookie: the landing
+    // page is the last browser event's page that has one.
+    let mut landing_ttclid = None;
     let events = events
         .iter()
-        .zip(page_ttclids)
         .enumerate()
-        .map(|(index, (event, page_ttclid))| {
+        .map(|(index, event)| {
+            let page_ttclid = event.url.as_deref().and_then(cookie::ttclid_from_url);
+            if is_browser(&event) && page_ttclid.is_some() {
+                landing_ttclid.clone_from(&page_ttclid);
+            }
             let ids = EventIds {
                 page_ttclid,
                 browser: &ids,
@@ -244,6 +228,16 @@ pub fn prepare<'a>(
             prepare_event(index, event, ctx, &ids, destination)
         })
         .collect();
+
+    let mut set_cookies = Vec::new();
+    if cookies_allowed {
+        if let Some(ttp) = &ids.ttp {
+            set_cookies.push(cookie::set_ttp(ttp, ctx.cookie_domain));
+        }
+        if let Some(ttclid) = landing_ttclid.filter(|v| cookie::is_cookie_value(v)) {
+            set_cookies.push(cookie::set_ttclid(&ttclid, ctx.cookie_domain));
+        }
+    }
     Prepared {
         events,
         set_cookies,
@@ -290,6 +284,7 @@ fn prepare_event<'a>(
             prepared.reason = Some(error.to_string());
             return prepared;
         }
+        // `resolve` gives sent names as `Ok`; this arm only keeps the match whole.
         Err(NameMapping::Send(name)) => Cow::Owned(name),
     };
     prepared.event_name = Some(String::from(&*name));
