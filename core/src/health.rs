@@ -690,19 +690,7 @@ mod tests {
 
     #[test]
     fn emq_and_recovery_cover_the_week() {
-        let full = MatchSignals {
-            email: true,
-            phone: true,
-            external_id: true,
-            ttp: true,
-            ttclid: true,
-            ip: true,
-            user_agent: true,
-            value: true,
-            currency: true,
-            contents: true,
-            content_id: true,
-        };
+        let full = crate::quality::ALL_SIGNALS;
         let no_phone = MatchSignals {
             phone: false,
             ..full

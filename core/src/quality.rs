@@ -373,23 +373,27 @@ impl QualitySummary {
     }
 }
 
+/// Every signal present: the full score, for tests here and in `health`.
+#[cfg(test)]
+pub(crate) const ALL_SIGNALS: MatchSignals = MatchSignals {
+    email: true,
+    phone: true,
+    external_id: true,
+    ttp: true,
+    ttclid: true,
+    ip: true,
+    user_agent: true,
+    value: true,
+    currency: true,
+    contents: true,
+    content_id: true,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FULL: MatchSignals = MatchSignals {
-        email: true,
-        phone: true,
-        external_id: true,
-        ttp: true,
-        ttclid: true,
-        ip: true,
-        user_agent: true,
-        value: true,
-        currency: true,
-        contents: true,
-        content_id: true,
-    };
+    use super::ALL_SIGNALS as FULL;
 
     #[test]
     fn everything_scores_100() {

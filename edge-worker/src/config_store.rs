@@ -203,11 +203,7 @@ async fn call(
     path: &str,
     body: Option<&impl Serialize>,
 ) -> Result<Response> {
-    let stub = env
-        .durable_object(BINDING)?
-        .id_from_name(INSTANCE)?
-        .get_stub()?;
-    runtime::call_object(&stub, method, path, Headers::new(), body).await
+    runtime::call_object(env, BINDING, INSTANCE, method, path, Headers::new(), body).await
 }
 
 /// The Config Durable Object.

@@ -387,16 +387,13 @@ async fn call(
     path: &str,
     body: Option<&impl Serialize>,
 ) -> Result<Response> {
-    let stub = env
-        .durable_object(BINDING)?
-        .id_from_name(&site.dispatcher_name())?
-        .get_stub()?;
     let headers = Headers::new();
     headers.set(
         CREDENTIALS_HEADER,
         &serde_json::to_string(&Credentials::of(site))?,
     )?;
-    runtime::call_object(&stub, method, path, headers, body).await
+    let name = site.dispatcher_name();
+    runtime::call_object(env, BINDING, &name, method, path, headers, body).await
 }
 
 #[durable_object(alarm)]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use worker::wasm_bindgen::JsValue;
-use worker::{Date, Headers, Method, Request, RequestInit, Response, Result, SqlStorage, Stub};
+use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, SqlStorage};
 
 /// Milliseconds since the epoch. In workerd the clock only advances across I/O.
 pub fn now_ms() -> u64 {
@@ -28,14 +28,21 @@ pub fn create_schema(sql: &SqlStorage, statements: &[&str], object: &str) {
     }
 }
 
-/// Calls a Durable Object at `path` with `headers`, and `body` as JSON when there is one.
+/// Calls the Durable Object `name` of `binding` at `path` with `headers`, and `body` as JSON
+/// when there is one.
 pub async fn call_object(
-    stub: &Stub,
+    env: &Env,
+    binding: &str,
+    name: &str,
     method: Method,
     path: &str,
     headers: Headers,
     body: Option<&impl Serialize>,
 ) -> Result<Response> {
+    let stub = env
+        .durable_object(binding)?
+        .id_from_name(name)?
+        .get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(method);
     if let Some(body) = body {
