@@ -5,22 +5,88 @@
 //! `None`: TikTok must not receive the hash of an empty string.
 
 use alloc::string::String;
+use core::fmt;
+use core::ops::Deref;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::digest::consts::U64;
 use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
 
 use crate::text;
 
+/// A SHA-256 digest as 64 lower-case hex characters, held inline: an event carries up to
+/// three, and a `String` for each would cost three allocations per event.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Hex([u8; 64]);
+
+impl Sha256Hex {
+    /// The digest of `text`.
+    pub fn of(text: &str) -> Self {
+        let mut hex_digest = [0u8; 64];
+        for (pair, byte) in hex_digest.chunks_exact_mut(2).zip(sha256(text.as_bytes())) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        }
+        Sha256Hex(hex_digest)
+    }
+
+    /// `text` if it is 64 hex characters (either case), lower-cased.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes: [u8; 64] = text.as_bytes().try_into().ok()?;
+        is_sha256_hex(text).then(|| Sha256Hex(bytes.map(|b| b.to_ascii_lowercase())))
+    }
+
+    /// The 64 hex characters.
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever stored, and they are ASCII.
+        core::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl Deref for Sha256Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Sha256Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Sha256Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Sha256Hex {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl Serialize for Sha256Hex {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Hex {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <alloc::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Sha256Hex::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom("expected 64 hex characters (a SHA-256 digest)")
+        })
+    }
+}
+
 /// SHA-256 of `text`, as 64 lower-case hex characters.
 pub fn sha256_hex(text: &str) -> String {
-    let mut hex_digest = [0u8; 64];
-    for (pair, byte) in hex_digest.chunks_exact_mut(2).zip(sha256(text.as_bytes())) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
-    }
-    // Hex digits are ASCII.
-    core::str::from_utf8(&hex_digest)
-        .map(String::from)
-        .unwrap_or_default()
+    Sha256Hex::of(text).as_str().into()
 }
 
 /// SHA-256 of `data`. Personal data is short, and a value of up to 55 bytes fits one
@@ -73,13 +139,11 @@ pub fn is_sha256_hex(text: &str) -> bool {
 }
 
 /// Hashes `normalized` unless it is empty or already a digest.
-fn hash_normalized(normalized: &str) -> Option<String> {
+fn hash_normalized(normalized: &str) -> Option<Sha256Hex> {
     if normalized.is_empty() {
         None
-    } else if is_sha256_hex(normalized) {
-        Some(normalized.to_ascii_lowercase())
     } else {
-        Some(sha256_hex(normalized))
+        Some(Sha256Hex::parse(normalized).unwrap_or_else(|| Sha256Hex::of(normalized)))
     }
 }
 
@@ -87,7 +151,7 @@ fn hash_normalized(normalized: &str) -> Option<String> {
 const ON_STACK: usize = 128;
 
 /// Email: trim, lower-case, SHA-256.
-pub fn email(raw: &str) -> Option<String> {
+pub fn email(raw: &str) -> Option<Sha256Hex> {
     let trimmed = text::trim(raw);
     if !trimmed.is_ascii() {
         return hash_normalized(&trimmed.to_lowercase());
@@ -104,10 +168,10 @@ pub fn email(raw: &str) -> Option<String> {
 }
 
 /// Phone: keep digits only, SHA-256 (`+1 (555) 123-4567` → `15551234567`).
-pub fn phone(raw: &str) -> Option<String> {
+pub fn phone(raw: &str) -> Option<Sha256Hex> {
     let trimmed = text::trim(raw);
-    if is_sha256_hex(trimmed) {
-        return Some(trimmed.to_ascii_lowercase());
+    if let Some(digest) = Sha256Hex::parse(trimmed) {
+        return Some(digest);
     }
     let mut digits = trimmed.bytes().filter(u8::is_ascii_digit);
     let mut buffer = [0u8; ON_STACK];
@@ -129,7 +193,7 @@ pub fn phone(raw: &str) -> Option<String> {
 }
 
 /// External id: trim, SHA-256.
-pub fn external_id(raw: &str) -> Option<String> {
+pub fn external_id(raw: &str) -> Option<Sha256Hex> {
     hash_normalized(text::trim(raw))
 }
 
@@ -137,6 +201,7 @@ pub fn external_id(raw: &str) -> Option<String> {
 mod tests {
     use super::*;
     use alloc::format;
+    use alloc::string::ToString;
 
     // Expected digests computed with coreutils, e.g.
     //   printf '%s' 'user@example.com' | sha256sum
@@ -183,12 +248,18 @@ mod tests {
         let local = "A".repeat(ON_STACK + 10);
         assert_eq!(
             email(&format!(" {local}@Example.com")),
-            Some(sha256_hex(&format!("{}@example.com", local.to_lowercase())))
+            Some(Sha256Hex::of(&format!(
+                "{}@example.com",
+                local.to_lowercase()
+            )))
         );
         let digits = "1234567890".repeat(ON_STACK / 10 + 1);
-        assert_eq!(phone(&format!("+{digits}")), Some(sha256_hex(&digits)));
+        assert_eq!(phone(&format!("+{digits}")), Some(Sha256Hex::of(&digits)));
         let exactly = "9".repeat(ON_STACK);
-        assert_eq!(phone(&format!("({exactly})")), Some(sha256_hex(&exactly)));
+        assert_eq!(
+            phone(&format!("({exactly})")),
+            Some(Sha256Hex::of(&exactly))
+        );
     }
 
     #[test]
@@ -202,6 +273,26 @@ mod tests {
                 "{len}"
             );
         }
+    }
+
+    #[test]
+    fn digests_are_parsed_lowered_and_serialised_as_strings() {
+        let upper = USER_AT_EXAMPLE.to_ascii_uppercase();
+        let digest = Sha256Hex::parse(&upper).unwrap();
+        assert_eq!(digest.as_str(), USER_AT_EXAMPLE);
+        assert_eq!(digest, Sha256Hex::of("user@example.com"));
+        for not_a_digest in [
+            &USER_AT_EXAMPLE[1..],
+            &format!("{USER_AT_EXAMPLE}0"),
+            &USER_AT_EXAMPLE.replace('b', "g"),
+        ] {
+            assert_eq!(Sha256Hex::parse(not_a_digest), None, "{not_a_digest}");
+        }
+        let json = serde_json::to_string(&digest).unwrap();
+        assert_eq!(json, format!("\"{USER_AT_EXAMPLE}\""));
+        assert_eq!(serde_json::from_str::<Sha256Hex>(&json).unwrap(), digest);
+        let error = serde_json::from_str::<Sha256Hex>("\"user@example.com\"").unwrap_err();
+        assert!(error.to_string().contains("64 hex characters"), "{error}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use alloc::string::String;
 
+use crate::hashing::Sha256Hex;
+
 use crate::text;
 
 /// Writes the members of one JSON object, with a comma before all but the first.
@@ -50,6 +52,18 @@ impl<'w> Object<'w> {
     pub(crate) fn opt_str(&mut self, key: &str, value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
+        }
+    }
+
+    /// A SHA-256 member, left out when `None`. Hex digits need no escapes, so the digest is
+    /// copied without the scan (three per event, 192 bytes).
+    #[inline]
+    pub(crate) fn opt_digest(&mut self, key: &str, value: Option<&Sha256Hex>) {
+        if let Some(digest) = value {
+            let out = self.key(key);
+            out.push('"');
+            out.push_str(digest);
+            out.push('"');
         }
     }
 

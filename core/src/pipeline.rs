@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::consent::{self, ConsentDecision};
 use crate::cookie;
 use crate::event::{CollectEvent, PixelStatus, Properties, Source, UserData};
-use crate::hashing;
+use crate::hashing::{self, Sha256Hex};
 use crate::mapping::{NameMapping, NameRules};
 use crate::quality::{self, MatchQuality, MatchSignals};
 use crate::text;
@@ -97,7 +97,7 @@ pub struct PreparedEvent<'a> {
     pub emq: Option<MatchQuality>,
     /// The TikTok event name, when the event maps to one.
     #[serde(skip)]
-    pub event_name: Option<String>,
+    pub event_name: Option<Cow<'a, str>>,
     /// Browser or offline.
     #[serde(skip)]
     pub source: Source,
@@ -116,7 +116,7 @@ impl PreparedEvent<'_> {
             reason: self.reason,
             tiktok: self.tiktok.map(TrackEvent::into_owned),
             emq: self.emq,
-            event_name: self.event_name,
+            event_name: self.event_name.map(|name| Cow::Owned(name.into_owned())),
             source: self.source,
             pixel: self.pixel,
         }
@@ -287,7 +287,7 @@ fn prepare_event<'a>(
         // `resolve` gives sent names as `Ok`; this arm only keeps the match whole.
         Err(NameMapping::Send(name)) => Cow::Owned(name),
     };
-    prepared.event_name = Some(String::from(&*name));
+    prepared.event_name = Some(name.clone());
 
     let properties = match track_properties(event.properties.as_ref()) {
         Ok(properties) => properties,
@@ -392,11 +392,8 @@ fn track_user<'a>(
 /// is not 64 hex characters is treated as a clear value, so it is never sent unhashed.
 fn hash_user_data(data: &UserData<'_>, user: &mut User<'_>) {
     let clear_or_hashed =
-        |clear: Option<&str>, hashed: Option<&str>, hash: fn(&str) -> Option<String>| {
-            clear
-                .and_then(hash)
-                .or_else(|| hashed.and_then(hash))
-                .map(Cow::Owned)
+        |clear: Option<&str>, hashed: Option<&str>, hash: fn(&str) -> Option<Sha256Hex>| {
+            clear.and_then(hash).or_else(|| hashed.and_then(hash))
         };
     user.email = clear_or_hashed(
         data.email.as_deref(),

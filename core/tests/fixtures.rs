@@ -159,7 +159,7 @@ fn run_case(case: &Value, problems: &mut Vec<String>) {
                     event
                         .event_name
                         .as_ref()
-                        .map_or(Value::Null, |name| Value::String(name.clone())),
+                        .map_or(Value::Null, |name| Value::String(name.to_string())),
                 );
             }
             value

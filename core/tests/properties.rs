@@ -80,7 +80,7 @@ proptest! {
     #[test]
     fn email_hashing_is_idempotent(raw in ".*") {
         if let Some(once) = hashing::email(&raw) {
-            prop_assert_eq!(hashing::email(&once), Some(once.clone()));
+            prop_assert_eq!(hashing::email(&once), Some(once));
             prop_assert!(hashing::is_sha256_hex(&once));
         }
     }
@@ -88,14 +88,14 @@ proptest! {
     #[test]
     fn phone_hashing_is_idempotent(raw in "[-+0-9 ()a-f]{0,70}") {
         if let Some(once) = hashing::phone(&raw) {
-            prop_assert_eq!(hashing::phone(&once), Some(once.clone()));
+            prop_assert_eq!(hashing::phone(&once), Some(once));
         }
     }
 
     #[test]
     fn external_id_hashing_is_idempotent(raw in ".*") {
         if let Some(once) = hashing::external_id(&raw) {
-            prop_assert_eq!(hashing::external_id(&once), Some(once.clone()));
+            prop_assert_eq!(hashing::external_id(&once), Some(once));
         }
     }
 

@@ -168,7 +168,7 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Intake {
         };
         intake.events.push(IntakeEvent {
             event_id: event.event_id.to_string(),
-            event_name: name.clone(),
+            event_name: name.to_string(),
             pixel_code: site.destination.pixel_id.clone(),
             test_event_code: site.destination.test_event_code.clone(),
             pixel_status: event.pixel,

@@ -115,12 +115,14 @@ impl<'a> Reader<'a> {
     }
 
     /// A string without escapes or control characters, borrowed from the body.
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         self.string_rest()
     }
 
     /// The rest of a string whose opening quote was just read.
+    #[inline(always)]
     fn string_rest(&mut self) -> Option<&'a str> {
         let start = self.at;
         let end = start + json::find_escape(&self.bytes[start..])?;

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::hashing::Sha256Hex;
 use crate::json::{self, Object};
 
 /// Path of the track endpoint, appended to `TIKTOK_API_BASE`.
@@ -48,9 +49,9 @@ impl TrackEvent<'_> {
             event_time: self.event_time,
             event_id: owned(self.event_id),
             user: User {
-                email: self.user.email.map(owned),
-                phone: self.user.phone.map(owned),
-                external_id: self.user.external_id.map(owned),
+                email: self.user.email,
+                phone: self.user.phone,
+                external_id: self.user.external_id,
                 ttp: self.user.ttp.map(owned),
                 ttclid: self.user.ttclid.map(owned),
                 ip: self.user.ip.map(owned),
@@ -106,10 +107,8 @@ impl TrackEvent<'_> {
             .sum();
         400 + self.event.len()
             + self.event_id.len()
+            + 3 * 64
             + [
-                &user.email,
-                &user.phone,
-                &user.external_id,
                 &user.ttp,
                 &user.ttclid,
                 &user.ip,
@@ -135,13 +134,13 @@ impl TrackEvent<'_> {
 pub struct User<'a> {
     /// SHA-256 of the normalised email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<Cow<'a, str>>,
+    pub email: Option<Sha256Hex>,
     /// SHA-256 of the phone's digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<Cow<'a, str>>,
+    pub phone: Option<Sha256Hex>,
     /// SHA-256 of the trimmed external id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<Cow<'a, str>>,
+    pub external_id: Option<Sha256Hex>,
     /// The `_ttp` cookie.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttp: Option<Cow<'a, str>>,
@@ -162,9 +161,9 @@ pub struct User<'a> {
 impl User<'_> {
     fn write_json(&self, out: &mut String) {
         let mut user = Object::open(out);
-        user.opt_str("email", self.email.as_deref());
-        user.opt_str("phone", self.phone.as_deref());
-        user.opt_str("external_id", self.external_id.as_deref());
+        user.opt_digest("email", self.email.as_ref());
+        user.opt_digest("phone", self.phone.as_ref());
+        user.opt_digest("external_id", self.external_id.as_ref());
         user.opt_str("ttp", self.ttp.as_deref());
         user.opt_str("ttclid", self.ttclid.as_deref());
         user.opt_str("ip", self.ip.as_deref());
@@ -432,7 +431,7 @@ mod tests {
             event_time: -1,
             event_id: Cow::from(text),
             user: User {
-                email: some(),
+                email: Some(Sha256Hex::of(text)),
                 ttclid: some(),
                 locale: some(),
                 ..User::default()
