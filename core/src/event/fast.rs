@@ -134,10 +134,14 @@ impl<'a> Reader<'a> {
         self.text.get(start..end)
     }
 
-    /// Digits from here on; how many.
-    fn digits(&mut self) -> usize {
+    /// Digits from here on, added to `significand` (wrapping: callers refuse more than
+    /// [`MAX_DIGITS`] anyway); how many there were.
+    fn digits(&mut self, significand: &mut u64) -> usize {
         let from = self.at;
-        while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
+        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(self.at) {
+            *significand = significand
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(digit - b'0'));
             self.at += 1;
         }
         self.at - from
@@ -147,7 +151,8 @@ impl<'a> Reader<'a> {
     fn number(&mut self) -> Option<Number<'a>> {
         self.peek()?;
         let start = self.at;
-        let whole = self.digits();
+        let mut significand = 0;
+        let whole = self.digits(&mut significand);
         // JSON allows one leading zero only, and serde_json refuses `01`.
         if whole == 0 || (whole > 1 && self.bytes[start] == b'0') {
             return None;
@@ -155,7 +160,7 @@ impl<'a> Reader<'a> {
         let mut fraction = 0;
         if self.bytes.get(self.at) == Some(&b'.') {
             self.at += 1;
-            fraction = self.digits();
+            fraction = self.digits(&mut significand);
             if fraction == 0 {
                 return None;
             }
@@ -163,13 +168,8 @@ impl<'a> Reader<'a> {
         if matches!(self.bytes.get(self.at), Some(b'e' | b'E')) || whole + fraction > MAX_DIGITS {
             return None;
         }
-        let text = &self.text[start..self.at];
-        let significand = text
-            .bytes()
-            .filter(u8::is_ascii_digit)
-            .fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
         Some(match fraction {
-            0 => Number::Whole(significand, text),
+            0 => Number::Whole(significand, &self.text[start..self.at]),
             count => Number::Fraction(significand as f64 / POW10[count]),
         })
     }

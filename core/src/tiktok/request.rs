@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::hashing::Sha256Hex;
-use crate::json::{self, Object};
+use crate::json::{self, key, Object};
 
 /// Path of the track endpoint, appended to `TIKTOK_API_BASE`.
 pub const TRACK_PATH: &str = "/open_api/v1.3/event/track/";
@@ -72,20 +72,20 @@ impl TrackEvent<'_> {
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(self.json_len_hint());
         let mut element = Object::open(&mut out);
-        element.str("event", &self.event);
-        json::write_int(element.key("event_time"), self.event_time);
-        element.str("event_id", &self.event_id);
-        self.user.write_json(element.key("user"));
+        element.str(key!("event"), &self.event);
+        json::write_int(element.key(key!("event_time")), self.event_time);
+        element.str(key!("event_id"), &self.event_id);
+        self.user.write_json(element.key(key!("user")));
         if !self.page.is_empty() {
-            let mut page = Object::open(element.key("page"));
-            page.opt_str("url", self.page.url.as_deref());
-            page.opt_str("referrer", self.page.referrer.as_deref());
+            let mut page = Object::open(element.key(key!("page")));
+            page.opt_str(key!("url"), self.page.url.as_deref());
+            page.opt_str(key!("referrer"), self.page.referrer.as_deref());
             page.close();
         }
         if !self.properties.is_empty() {
-            self.properties.write_json(element.key("properties"));
+            self.properties.write_json(element.key(key!("properties")));
         }
-        json::write_bool(element.key("limited_data_use"), self.limited_data_use);
+        json::write_bool(element.key(key!("limited_data_use")), self.limited_data_use);
         element.close();
         out
     }
@@ -161,14 +161,14 @@ pub struct User<'a> {
 impl User<'_> {
     fn write_json(&self, out: &mut String) {
         let mut user = Object::open(out);
-        user.opt_digest("email", self.email.as_ref());
-        user.opt_digest("phone", self.phone.as_ref());
-        user.opt_digest("external_id", self.external_id.as_ref());
-        user.opt_str("ttp", self.ttp.as_deref());
-        user.opt_str("ttclid", self.ttclid.as_deref());
-        user.opt_str("ip", self.ip.as_deref());
-        user.opt_str("user_agent", self.user_agent.as_deref());
-        user.opt_str("locale", self.locale.as_deref());
+        user.opt_digest(key!("email"), self.email.as_ref());
+        user.opt_digest(key!("phone"), self.phone.as_ref());
+        user.opt_digest(key!("external_id"), self.external_id.as_ref());
+        user.opt_str(key!("ttp"), self.ttp.as_deref());
+        user.opt_str(key!("ttclid"), self.ttclid.as_deref());
+        user.opt_str(key!("ip"), self.ip.as_deref());
+        user.opt_str(key!("user_agent"), self.user_agent.as_deref());
+        user.opt_str(key!("locale"), self.locale.as_deref());
         user.close();
     }
 }
@@ -246,11 +246,11 @@ impl TrackProperties<'_> {
 
     fn write_json(&self, out: &mut String) {
         let mut properties = Object::open(out);
-        properties.opt_f64("value", self.value);
-        properties.opt_str("currency", self.currency.as_deref());
-        properties.opt_str("content_type", self.content_type.as_deref());
+        properties.opt_f64(key!("value"), self.value);
+        properties.opt_str(key!("currency"), self.currency.as_deref());
+        properties.opt_str(key!("content_type"), self.content_type.as_deref());
         if !self.contents.is_empty() {
-            let out = properties.key("contents");
+            let out = properties.key(key!("contents"));
             out.push('[');
             for (index, content) in self.contents.iter().enumerate() {
                 if index > 0 {
@@ -260,9 +260,9 @@ impl TrackProperties<'_> {
             }
             out.push(']');
         }
-        properties.opt_str("order_id", self.order_id.as_deref());
-        properties.opt_str("query", self.query.as_deref());
-        properties.opt_str("description", self.description.as_deref());
+        properties.opt_str(key!("order_id"), self.order_id.as_deref());
+        properties.opt_str(key!("query"), self.query.as_deref());
+        properties.opt_str(key!("description"), self.description.as_deref());
         properties.close();
     }
 }
@@ -293,14 +293,14 @@ pub struct Content<'a> {
 impl Content<'_> {
     fn write_json(&self, out: &mut String) {
         let mut content = Object::open(out);
-        content.opt_str("content_id", self.content_id.as_deref());
-        content.opt_str("content_name", self.content_name.as_deref());
-        content.opt_str("content_category", self.content_category.as_deref());
-        content.opt_str("brand", self.brand.as_deref());
+        content.opt_str(key!("content_id"), self.content_id.as_deref());
+        content.opt_str(key!("content_name"), self.content_name.as_deref());
+        content.opt_str(key!("content_category"), self.content_category.as_deref());
+        content.opt_str(key!("brand"), self.brand.as_deref());
         if let Some(quantity) = self.quantity {
-            json::write_int(content.key("quantity"), quantity);
+            json::write_int(content.key(key!("quantity")), quantity);
         }
-        content.opt_f64("price", self.price);
+        content.opt_f64(key!("price"), self.price);
         content.close();
     }
 }
