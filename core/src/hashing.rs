@@ -24,8 +24,12 @@ impl Sha256Hex {
     /// The digest of `text`.
     pub fn of(text: &str) -> Self {
         let mut hex_digest = [0u8; 64];
-        for (pair, byte) in hex_digest.chunks_exact_mut(2).zip(sha256(text.as_bytes())) {
-            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        for (hex, bytes) in hex_digest
+            .chunks_exact_mut(8)
+            .zip(sha256(text.as_bytes()).chunks_exact(4))
+        {
+            let word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            hex.copy_from_slice(&hex_word(word));
         }
         Sha256Hex(hex_digest)
     }
@@ -121,17 +125,18 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     digest
 }
 
-/// The two lower-case hex digits of every byte value.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut pairs = [[0; 2]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
-        byte += 1;
-    }
-    pairs
-};
+/// The eight lower-case hex digits of `word`, computed for all eight at once in a `u64`
+/// (a table lookup per byte costs several times more).
+fn hex_word(word: u32) -> [u8; 8] {
+    // Spread the nibbles out, one per byte, most significant first: 0x0a0b_0c0d_0e0f_0g0h.
+    let mut x = u64::from(word);
+    x = ((x & 0xffff_0000) << 16) | (x & 0xffff);
+    x = ((x & 0x0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff);
+    x = ((x & 0x00f0_00f0_00f0_00f0) << 4) | (x & 0x000f_000f_000f_000f);
+    // Digits above 9 get 'a' - '0' - 10 = 39 more: (n + 6) has bit 4 set exactly when n > 9.
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+}
 
 /// Whether `text` looks like a SHA-256 digest in hex (either case).
 pub fn is_sha256_hex(text: &str) -> bool {
@@ -293,6 +298,20 @@ mod tests {
         assert_eq!(serde_json::from_str::<Sha256Hex>(&json).unwrap(), digest);
         let error = serde_json::from_str::<Sha256Hex>("\"user@example.com\"").unwrap_err();
         assert!(error.to_string().contains("64 hex characters"), "{error}");
+    }
+
+    #[test]
+    fn hex_words_match_format() {
+        let words = (0..=u32::MAX)
+            .step_by(65_521)
+            .chain([0, 9, 10, 0x9a9a_9a9a, u32::MAX]);
+        for word in words {
+            assert_eq!(
+                &hex_word(word),
+                format!("{word:08x}").as_bytes(),
+                "{word:#x}"
+            );
+        }
     }
 
     #[test]
