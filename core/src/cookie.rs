@@ -31,11 +31,27 @@ pub fn get<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
 
 /// Whether `value` can be written into `Set-Cookie` unquoted (RFC 6265 cookie-octets).
 pub fn is_cookie_value(value: &str) -> bool {
-    !value.is_empty() && value.len() <= 512 && value.bytes().all(|b| COOKIE_OCTETS[usize::from(b)])
+    // Eight bytes at a time: every byte of the `_ttp` and `ttclid` values is tested on each
+    // request.
+    let not_octets = |word| {
+        text::bytes_below(word, 0x21)
+            | text::bytes_equal(word, b'"')
+            | text::bytes_equal(word, b',')
+            | text::bytes_equal(word, b';')
+            | text::bytes_equal(word, b'\\')
+            | text::bytes_equal(word, 0x7f)
+            | (word & 0x8080_8080_8080_8080)
+    };
+    !value.is_empty()
+        && value.len() <= 512
+        && text::find(value.as_bytes(), not_octets, |b| {
+            !COOKIE_OCTETS[usize::from(b)]
+        })
+        .is_none()
 }
 
 /// The cookie-octets `0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E` as a
-/// table: every byte of the `_ttp` and `ttclid` values is tested on each request.
+/// table, for the last few bytes of short values.
 const COOKIE_OCTETS: [bool; 256] = {
     let mut octets = [false; 256];
     let mut byte = 0x21;
@@ -136,7 +152,8 @@ pub fn ttclid_from_url(url: &str) -> Option<Cow<'_, str>> {
             .is_some_and(|rest| rest.starts_with('='))
     })?;
     let raw = &pair[TTCLID.len() + 1..];
-    let value = if raw.bytes().any(|b| b == b'%' || b == b'+') {
+    let encoded = |word| text::bytes_equal(word, b'%') | text::bytes_equal(word, b'+');
+    let value = if text::find(raw.as_bytes(), encoded, |b| b == b'%' || b == b'+').is_some() {
         Cow::Owned(
             form_urlencoded::parse(pair.as_bytes())
                 .next()
@@ -220,9 +237,19 @@ mod tests {
         for byte in 0u8..0x80 {
             let octet =
                 matches!(byte, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E);
+            // Alone, and at every position of values of one and several words.
             let text = char::from(byte).to_string();
             assert_eq!(is_cookie_value(&text), octet, "{byte:#x}");
+            for len in [8, 21] {
+                for at in 0..len {
+                    let mut text = "a".repeat(len);
+                    text.replace_range(at..=at, &char::from(byte).to_string());
+                    assert_eq!(is_cookie_value(&text), octet, "{byte:#x} at {at} of {len}");
+                }
+            }
         }
+        assert!(!is_cookie_value("abcdefghijé"));
+        assert!(!is_cookie_value("abcdefghijklmnop\u{7f}"));
     }
 
     #[test]
