@@ -10,7 +10,7 @@ CARGO ?= cargo
 help:
 	@echo "make dev   - wrangler dev on 127.0.0.1:8787 with a local TikTok sandbox (or TikTok, with .dev.vars)"
 	@echo "make test  - formatting, lints, unit/property/fixture/command tests, wasm32 core, end-to-end tests"
-	@echo "make bench - criterion benchmark of the core pipeline (10,000 events)"
+	@echo "make bench - criterion benchmark of the core pipeline (10,000 events), RUNS=3 times"
 
 # Rust components and target, worker-build, wasm-bindgen-cli, npm packages: each skipped when present.
 toolchain:
@@ -43,7 +43,7 @@ e2e: build
 	$(CARGO) test -p ttedge-e2e
 
 bench:
-	$(CARGO) bench -p ttedge-core --bench pipeline
+	@bash scripts/bench.sh
 
 # Worker size (gzipped) and the median /collect round trip under wrangler dev.
 figures: build
