@@ -4,11 +4,13 @@
 //! e-commerce events with email, phone, external id, ttclid, IP, user agent and two items,
 //! so the figure compares with other connectors measured on the same events.
 //!
-//! Run: `cargo bench -p ttedge-core --bench pipeline`.
+//! Run: `make bench` (this, several times, with each run's fastest sample; see
+//! scripts/bench.sh) or `cargo bench -p ttedge-core --bench pipeline`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use std::hint::black_box;
+use std::time::Duration;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::mapping::NameRules;
 use ttedge_core::pipeline::{prepare, Destination, RequestContext};
@@ -98,6 +100,8 @@ fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(corpus.len() as u64));
     group.sample_size(20);
+    // Room for 20 linear samples (the last of 20 iterations) on a slow moment of a shared VM.
+    group.measurement_time(Duration::from_secs(12));
     group.bench_function("10k_events_parse_to_tiktok_json", |b| {
         b.iter(|| {
             corpus
