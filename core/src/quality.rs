@@ -10,7 +10,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write;
+use core::fmt::{self, Write};
 
 use serde::{Serialize, Serializer};
 
@@ -175,6 +175,19 @@ impl Points {
     }
 }
 
+/// As the score reads: `94`, `2.5`, `0.25`. The same text as the `f64`'s `Display`, written
+/// from the integer, so the Worker carries no float formatting code for it.
+impl fmt::Display for Points {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, hundredths) = (self.0 / 100, self.0 % 100);
+        match hundredths {
+            0 => write!(f, "{whole}"),
+            _ if hundredths % 10 == 0 => write!(f, "{whole}.{}", hundredths / 10),
+            _ => write!(f, "{whole}.{hundredths:02}"),
+        }
+    }
+}
+
 impl Serialize for Points {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.0 % 100 == 0 {
@@ -256,7 +269,7 @@ pub fn score(signals: &MatchSignals, source: Source) -> MatchQuality {
                     missing_advice.push_str("; ");
                 }
                 // Writing to a String cannot fail.
-                let _ = write!(missing_advice, "{} (+{})", part.advice, gain.as_f64());
+                let _ = write!(missing_advice, "{} (+{gain})", part.advice);
             }
         }
         if missing_tenths > 0 {
@@ -520,5 +533,14 @@ mod tests {
         assert_eq!((missing[0].events, missing[0].mean_gain), (2, 25.0));
         assert_eq!(missing.len(), 5);
         assert_eq!(QualitySummary::default().mean(), None);
+    }
+
+    #[test]
+    fn points_read_as_their_float_does() {
+        use alloc::format;
+        for hundredths in 0..=10_000 {
+            let points = Points(hundredths);
+            assert_eq!(format!("{points}"), format!("{}", points.as_f64()));
+        }
     }
 }

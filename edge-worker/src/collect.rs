@@ -190,13 +190,13 @@ fn log_weak_match(event: &PreparedEvent<'_>) {
     let missing: Vec<String> = emq
         .coaching
         .iter()
-        .map(|c| format!("{} +{}", c.factor.name(), c.gain.as_f64()))
+        .map(|c| format!("{} +{}", c.factor.name(), c.gain))
         .collect();
     worker::console_log!(
         "match quality below threshold: event_id={} event={} score={} missing: {}",
         event.event_id,
         event.event_name.as_deref().unwrap_or("?"),
-        emq.score.as_f64(),
+        emq.score,
         missing.join(", ")
     );
 }
