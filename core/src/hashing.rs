@@ -67,12 +67,6 @@ impl fmt::Display for Sha256Hex {
     }
 }
 
-impl PartialEq<str> for Sha256Hex {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
 impl Serialize for Sha256Hex {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
