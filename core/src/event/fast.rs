@@ -122,6 +122,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The rest of a string whose opening quote was just read.
+    // Inlined into every reader, like `string`: as a call it cost a tenth of the parse.
     #[inline(always)]
     fn string_rest(&mut self) -> Option<&'a str> {
         let start = self.at;
