@@ -13,14 +13,26 @@ use crate::hashing::Sha256Hex;
 
 use crate::text;
 
-/// A member's key as written, `"name":`, made at compile time so that writing it is one
-/// copy of a constant instead of three.
+/// A member's key as written, `"name":`, made by [`key!`] at compile time so that writing it
+/// is one copy of a constant instead of three. A type of its own, so a bare name can't be
+/// passed where the quoted form is needed.
+#[derive(Clone, Copy)]
+pub(crate) struct Key(&'static str);
+
+/// The [`Key`] of member `name` (a plain ASCII literal).
 macro_rules! key {
     ($name:literal) => {
-        concat!("\"", $name, "\":")
+        $crate::json::Key::written(concat!("\"", $name, "\":"))
     };
 }
 pub(crate) use key;
+
+impl Key {
+    /// Only for [`key!`]: `written` is the key as it appears in the JSON.
+    pub(crate) const fn written(written: &'static str) -> Self {
+        Key(written)
+    }
+}
 
 /// Writes the members of one JSON object, with a comma before all but the first.
 pub(crate) struct Object<'w> {
@@ -41,23 +53,23 @@ impl<'w> Object<'w> {
 
     /// Writes `key` (made by [`key!`]) and returns the buffer for the value.
     #[inline]
-    pub(crate) fn key(&mut self, key: &'static str) -> &mut String {
+    pub(crate) fn key(&mut self, key: Key) -> &mut String {
         if core::mem::replace(&mut self.has_members, true) {
             self.out.push(',');
         }
-        self.out.push_str(key);
+        self.out.push_str(key.0);
         self.out
     }
 
     /// A string member.
     #[inline]
-    pub(crate) fn str(&mut self, key: &'static str, value: &str) {
+    pub(crate) fn str(&mut self, key: Key, value: &str) {
         write_str(self.key(key), value);
     }
 
     /// A string member, left out when `None` (`skip_serializing_if = "Option::is_none"`).
     #[inline]
-    pub(crate) fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+    pub(crate) fn opt_str(&mut self, key: Key, value: Option<&str>) {
         if let Some(value) = value {
             self.str(key, value);
         }
@@ -66,7 +78,7 @@ impl<'w> Object<'w> {
     /// A SHA-256 member, left out when `None`. Hex digits need no escapes, so the digest is
     /// copied without the scan (three per event, 192 bytes).
     #[inline]
-    pub(crate) fn opt_digest(&mut self, key: &'static str, value: Option<&Sha256Hex>) {
+    pub(crate) fn opt_digest(&mut self, key: Key, value: Option<&Sha256Hex>) {
         if let Some(digest) = value {
             let out = self.key(key);
             out.push('"');
@@ -77,7 +89,7 @@ impl<'w> Object<'w> {
 
     /// A float member, left out when `None`.
     #[inline]
-    pub(crate) fn opt_f64(&mut self, key: &'static str, value: Option<f64>) {
+    pub(crate) fn opt_f64(&mut self, key: Key, value: Option<f64>) {
         if let Some(value) = value {
             write_f64(self.key(key), value);
         }
