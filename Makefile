@@ -5,12 +5,14 @@ SHELL := bash
 
 CARGO ?= cargo
 
-.PHONY: help dev test toolchain build lint unit wasm-core e2e bench figures
+.PHONY: help dev test toolchain build lint unit wasm-core e2e bench figures fuzz soak
 
 help:
 	@echo "make dev   - wrangler dev on 127.0.0.1:8787 with a local TikTok sandbox (or TikTok, with .dev.vars)"
 	@echo "make test  - formatting, lints, unit/property/fixture/command tests, wasm32 core, end-to-end tests"
 	@echo "make bench - criterion benchmark of the core pipeline (10,000 events), RUNS=3 times"
+	@echo "make fuzz  - cargo-fuzz, every target FUZZ_SECONDS (600) each; installs cargo-fuzz when missing"
+	@echo "make soak  - 100,000 events through wrangler dev, a failing TikTok and 3 kill -9s"
 
 # Rust components and target, worker-build, wasm-bindgen-cli, npm packages: each skipped when present.
 toolchain:
@@ -48,3 +50,11 @@ bench:
 # Worker size (gzipped) and the median /collect round trip under wrangler dev.
 figures: build
 	@bash scripts/figures.sh
+
+# Not part of `make test` (it needs the nightly toolchain); `make test` replays the corpus.
+fuzz:
+	@bash scripts/fuzz.sh
+
+# The full load-and-fault run; `make test` runs a small one (tests/tests/soak.rs).
+soak: build
+	@bash scripts/soak.sh

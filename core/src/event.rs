@@ -414,6 +414,26 @@ impl fmt::Display for InputError {
 /// The whole body is accepted or refused: a wrong field anywhere refuses all of it, so a
 /// sender can fix and resend without anything being half-accepted (and later sent twice).
 pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<'_>>, InputError> {
+    parse_collect_with(body, max_events, Reader::Fast)
+}
+
+/// Which reader [`parse_collect_with`] starts with.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// The fast reader for plain bodies, serde for the rest: what [`parse_collect`] does.
+    Fast,
+    /// serde_json only. The fuzzer and tests check that both readers agree on every body.
+    Serde,
+}
+
+/// [`parse_collect`], with the reader chosen; only for checking the fast reader against serde.
+#[doc(hidden)]
+pub fn parse_collect_with(
+    body: &[u8],
+    max_events: usize,
+    reader: Reader,
+) -> Result<Vec<CollectEvent<'_>>, InputError> {
     // serde would read a struct from an array, by position; a body must be an object.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(match serde_json::from_slice::<de::IgnoredAny>(body) {
@@ -435,7 +455,11 @@ pub fn parse_collect(body: &[u8], max_events: usize) -> Result<Vec<CollectEvent<
     })?;
     // The plain shape most bodies have is read directly; anything else goes to serde. Either
     // way the top-level object is the one element of `events` (built there, not moved).
-    let mut events = match fast::parse(text) {
+    let fast = match reader {
+        Reader::Fast => fast::parse(text),
+        Reader::Serde => None,
+    };
+    let mut events = match fast {
         Some(events) => events,
         None => match serde_json::from_str(text) {
             Ok(top) => alloc::vec![top],
