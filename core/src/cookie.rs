@@ -131,6 +131,18 @@ impl PublicSuffixList {
     }
 }
 
+impl PublicSuffixList {
+    /// Whether `domain` is itself a public suffix (`co.uk`, `github.io`, `com`), under which
+    /// browsers refuse to set a cookie for any other host (RFC 6265, 5.3 step 5).
+    pub fn is_public_suffix(&self, domain: &str) -> bool {
+        use publicsuffix::Psl;
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.0
+            .suffix(domain.as_bytes())
+            .is_some_and(|suffix| suffix.as_bytes() == domain.as_bytes())
+    }
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // An IPv6 literal: no registrable domain anyway.

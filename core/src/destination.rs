@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Month};
 
 use crate::connection::is_site_host;
+use crate::cookie::PublicSuffixList;
+use crate::json_error::{self, JsonError, BODY};
 use crate::mapping::{normalize, valid_custom_name, NameRules, STANDARD_EVENTS};
 use crate::pipeline::Destination;
 use crate::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
@@ -193,7 +195,13 @@ impl core::error::Error for SettingsError {}
 /// one). The result is normalised: trimmed, origins and cookie domain lower-cased,
 /// override keys normalised like incoming names, standard TikTok names in TikTok's
 /// spelling, duplicate origins and conversion names dropped.
-pub fn parse_settings(host: &str, body: &[u8]) -> Result<DestinationSettings, SettingsError> {
+///
+/// `suffixes` refuses a cookie domain that is a public suffix, which browsers would drop.
+pub fn parse_settings(
+    host: &str,
+    body: &[u8],
+    suffixes: &PublicSuffixList,
+) -> Result<DestinationSettings, SettingsError> {
     if !is_site_host(host) {
         return Err(SettingsError::invalid(
             "host",
@@ -233,7 +241,7 @@ pub fn parse_settings(host: &str, body: &[u8]) -> Result<DestinationSettings, Se
 
     settings.cookie_domain = blank_to_none(settings.cookie_domain.take());
     if let Some(domain) = settings.cookie_domain.take() {
-        settings.cookie_domain = Some(check_cookie_domain(&host, &domain)?);
+        settings.cookie_domain = Some(check_cookie_domain(&host, &domain, suffixes)?);
     }
 
     settings.event_overrides = check_overrides(&settings.event_overrides)?;
@@ -355,7 +363,11 @@ fn check_origins(origins: &[String]) -> Result<Vec<String>, SettingsError> {
 
 /// The cookie domain, lower-case without a leading dot, if the browser would take it from
 /// a response for `host` (lower-case): `host` is it or lies under it.
-fn check_cookie_domain(host: &str, domain: &str) -> Result<String, SettingsError> {
+fn check_cookie_domain(
+    host: &str,
+    domain: &str,
+    suffixes: &PublicSuffixList,
+) -> Result<String, SettingsError> {
     let lowered = domain.to_ascii_lowercase();
     let domain = lowered.strip_prefix('.').unwrap_or(&lowered);
     if domain.contains(':') || !is_site_host(domain) {
@@ -378,6 +390,16 @@ fn check_cookie_domain(host: &str, domain: &str) -> Result<String, SettingsError
             format!(
                 "'{domain}' is not the site host '{name}' or a domain above it; \
                  browsers would refuse the cookie"
+            ),
+        ));
+    }
+    // Browsers take a suffix only as the host itself, and then host-only.
+    if !address && name != domain && suffixes.is_public_suffix(domain) {
+        return Err(SettingsError::invalid(
+            "cookie_domain",
+            format!(
+                "'{domain}' is a public suffix, under which browsers refuse cookies; \
+                 use the shop's own domain, such as the one '{name}' is registered under"
             ),
         ));
     }
@@ -462,6 +484,16 @@ pub struct Baseline {
     pub to: String,
     /// Conversions the pixel reported over those days.
     pub pixel_conversions: u64,
+}
+
+/// Reads the body of `POST …/live`, `{"live": true|false}`.
+pub fn parse_live(body: &[u8]) -> Result<bool, SettingsError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LiveSwitch {
+        live: bool,
+    }
+    read_json::<LiveSwitch>(body).map(|switch| switch.live)
 }
 
 /// Reads and checks a baseline body: exactly `from`, `to` and `pixel_conversions`, real
@@ -571,77 +603,31 @@ pub fn recovery(baseline: &Baseline, server_conversions: u64) -> BaselineRecover
 
 // ---- JSON ------------------------------------------------------------------------------
 
-/// Deserialises a whole JSON body, tracking the path so errors name the field.
+/// Deserialises a whole JSON body; errors name the field and never quote a value.
 fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SettingsError> {
     // serde reads a struct from an array too (`["C4..."]` as the pixel id): refuse that.
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(SettingsError::invalid("(body)", "must be a JSON object"));
+        return Err(SettingsError::invalid(BODY, "must be a JSON object"));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
-        .map_err(|error| explain(error.path().to_string(), error.into_inner()))?;
-    deserializer
-        .end()
-        .map_err(|error| explain(String::from("."), error))?;
-    Ok(value)
-}
-
-fn explain(path: String, error: serde_json::Error) -> SettingsError {
-    use serde_json::error::Category;
-    let message = strip_position(&error.to_string());
-    if !matches!(error.classify(), Category::Data) {
-        return SettingsError {
-            path: String::from("(body)"),
+    json_error::read(body).map_err(|error| match error {
+        JsonError::Syntax { message, .. } => SettingsError {
+            path: String::from(BODY),
             message,
             kind: ErrorKind::MalformedJson,
-        };
-    }
-    let at_root = path == ".";
-    let inside = |field: &str| {
-        if at_root {
-            field.to_string()
-        } else {
-            format!("{path}.{field}")
-        }
-    };
-    if let Some(field) = quoted_after(&message, "unknown field `") {
-        // The tracked path already ends with the unknown field.
-        let path = if path.ends_with(field) {
-            path
-        } else {
-            inside(field)
-        };
-        return SettingsError {
+        },
+        JsonError::Field {
             path,
-            message: String::from("is not a known field"),
-            kind: ErrorKind::UnknownField,
-        };
-    }
-    if let Some(field) = quoted_after(&message, "missing field `") {
-        return SettingsError::invalid(inside(field), "is required");
-    }
-    if at_root {
-        return SettingsError::invalid("(body)", "must be a JSON object");
-    }
-    if path == "access_token" {
-        // serde's message would quote the value it found.
-        return SettingsError::invalid(path, "must be a string");
-    }
-    SettingsError::invalid(path, message)
-}
-
-/// The text between `prefix` at the start of `message` and the next backtick.
-fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = message.strip_prefix(prefix)?;
-    rest.split_once('`').map(|(field, _)| field)
-}
-
-/// serde_json appends " at line L column C"; the path already says where.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
-    }
+            message,
+            unknown,
+        } => SettingsError {
+            path,
+            message,
+            kind: match unknown {
+                true => ErrorKind::UnknownField,
+                false => ErrorKind::InvalidField,
+            },
+        },
+    })
 }
 
 #[cfg(test)]
@@ -653,7 +639,11 @@ mod tests {
     const HOST: &str = "t.shop.example";
 
     fn parse(body: serde_json::Value) -> Result<DestinationSettings, SettingsError> {
-        parse_settings(HOST, body.to_string().as_bytes())
+        parse_settings(
+            HOST,
+            body.to_string().as_bytes(),
+            &PublicSuffixList::embedded(),
+        )
     }
 
     /// Asserts `body` is refused as an invalid field at `path`; returns the message.
@@ -756,25 +746,37 @@ mod tests {
     #[test]
     fn the_host_must_be_a_site_host() {
         for bad in ["", "https://t.shop.example", "t.shop.example/x", "a..b"] {
-            let error = parse_settings(bad, br#"{"pixel_id":"C4"}"#).unwrap_err();
+            let error = parse_settings(bad, br#"{"pixel_id":"C4"}"#, &PublicSuffixList::embedded())
+                .unwrap_err();
             assert_eq!(
                 (error.path.as_str(), error.code()),
                 ("host", "invalid_field")
             );
         }
-        assert!(parse_settings("T.Shop.Example:8443", br#"{"pixel_id":"C4"}"#).is_ok());
+        assert!(parse_settings(
+            "T.Shop.Example:8443",
+            br#"{"pixel_id":"C4"}"#,
+            &PublicSuffixList::embedded()
+        )
+        .is_ok());
     }
 
     #[test]
     fn json_errors_name_the_field() {
-        let error = parse_settings(HOST, b"{\"pixel_id\": ").unwrap_err();
+        let error =
+            parse_settings(HOST, b"{\"pixel_id\": ", &PublicSuffixList::embedded()).unwrap_err();
         assert_eq!(
             (error.path.as_str(), error.code()),
             ("(body)", "malformed_json")
         );
-        let error = parse_settings(HOST, b"").unwrap_err();
+        let error = parse_settings(HOST, b"", &PublicSuffixList::embedded()).unwrap_err();
         assert_eq!(error.code(), "malformed_json");
-        let error = parse_settings(HOST, br#"{"pixel_id":"C4"} x"#).unwrap_err();
+        let error = parse_settings(
+            HOST,
+            br#"{"pixel_id":"C4"} x"#,
+            &PublicSuffixList::embedded(),
+        )
+        .unwrap_err();
         assert_eq!(error.code(), "malformed_json");
 
         let error = parse(json!({"pixel_id": "C4", "custom_event": false})).unwrap_err();
@@ -785,7 +787,8 @@ mod tests {
         assert!(error.to_string().starts_with("custom_event: "), "{error}");
 
         for not_an_object in [&b"[1]"[..], br#" ["C4ABC"]"#, b"\"C4\"", b"7", b"null"] {
-            let error = parse_settings(HOST, not_an_object).unwrap_err();
+            let error =
+                parse_settings(HOST, not_an_object, &PublicSuffixList::embedded()).unwrap_err();
             assert_eq!(
                 (error.path.as_str(), error.code()),
                 ("(body)", "invalid_field")
@@ -930,7 +933,8 @@ mod tests {
             ("127.0.0.1:8787", "127.0.0.1", "127.0.0.1"),
         ] {
             let body = json!({"pixel_id": "C4", "cookie_domain": domain}).to_string();
-            let settings = parse_settings(host, body.as_bytes()).unwrap();
+            let settings =
+                parse_settings(host, body.as_bytes(), &PublicSuffixList::embedded()).unwrap();
             assert_eq!(
                 settings.cookie_domain.as_deref(),
                 Some(stored),
@@ -950,8 +954,68 @@ mod tests {
             refused(with("cookie_domain", json!(bad)), "cookie_domain");
         }
         let body = json!({"pixel_id": "C4", "cookie_domain": "0.0.1"}).to_string();
-        let error = parse_settings("127.0.0.1", body.as_bytes()).unwrap_err();
+        let error = parse_settings("127.0.0.1", body.as_bytes(), &PublicSuffixList::embedded())
+            .unwrap_err();
         assert_eq!(error.path, "cookie_domain");
+    }
+
+    #[test]
+    fn cookie_domain_must_not_be_a_public_suffix() {
+        let suffixes = PublicSuffixList::embedded();
+        for (host, domain) in [
+            ("t.shop.co.uk", "co.uk"),
+            ("t.shop.co.uk", ".CO.UK"),
+            ("shop.github.io", "github.io"),
+            ("t.shop.com", "com"),
+            ("t.shop.example", "example"),
+        ] {
+            let body = json!({"pixel_id": "C4", "cookie_domain": domain}).to_string();
+            let error = parse_settings(host, body.as_bytes(), &suffixes).unwrap_err();
+            assert_eq!(error.path, "cookie_domain", "{host} {domain}");
+            assert!(error.message.contains("public suffix"), "{error}");
+        }
+        // The registrable domain is fine, and so is a suffix that is the host itself
+        // (browsers keep that one host-only).
+        for (host, domain) in [
+            ("t.shop.co.uk", "shop.co.uk"),
+            ("shop.github.io", "shop.github.io"),
+        ] {
+            let body = json!({"pixel_id": "C4", "cookie_domain": domain}).to_string();
+            assert!(parse_settings(host, body.as_bytes(), &suffixes).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_live_switch_is_an_object() {
+        assert_eq!(parse_live(br#"{"live": true}"#), Ok(true));
+        assert_eq!(parse_live(br#" {"live":false} "#), Ok(false));
+        for (body, path) in [
+            (&b"[true]"[..], "(body)"),
+            (b"true", "(body)"),
+            (b"{}", "live"),
+            (br#"{"live":"yes"}"#, "live"),
+            (br#"{"live":true,"live":false}"#, "live"),
+            (br#"{"live":true,"on":1}"#, "on"),
+        ] {
+            let error = parse_live(body).unwrap_err();
+            assert_eq!(error.path, path, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named() {
+        let body = br#"{"pixel_id":"C1","live":false,"pixel_id":"C2"}"#;
+        let error = parse_settings(HOST, body, &PublicSuffixList::embedded()).unwrap_err();
+        assert_eq!(
+            (error.path.as_str(), error.code()),
+            ("pixel_id", "invalid_field")
+        );
+        assert_eq!(error.message, "appears twice");
+        let error = parse_baseline(br#"{"from":"2026-11-01","from":"2026-11-02"}"#).unwrap_err();
+        assert_eq!(
+            (error.path.as_str(), error.message.as_str()),
+            ("from", "appears twice")
+        );
     }
 
     #[test]

@@ -12,8 +12,13 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
+use core::marker::PhantomData;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::error::Category;
+
+use crate::json_error::{self, JsonError};
 
 mod fast;
 
@@ -39,26 +44,22 @@ pub struct CollectEvent<'a> {
     #[serde(borrow, default, deserialize_with = "opt_string")]
     pub referrer: Option<Cow<'a, str>>,
     /// Personal data, in clear or pre-hashed.
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_object")]
     pub user_data: Option<UserData<'a>>,
     /// Commerce properties.
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_object")]
     pub properties: Option<Properties<'a>>,
     /// Consent signals; absent means unknown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_object")]
     pub consent: Option<Consent>,
     /// Browser context the page could see itself.
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_object")]
     pub context: Option<Context<'a>>,
     /// Where the event comes from; decides the match-quality threshold.
     #[serde(default)]
     pub source: Option<Source>,
     /// Only at the top level: the events of a batch document.
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_objects")]
     batch: Option<Vec<CollectEvent<'a>>>,
 }
 
@@ -101,16 +102,13 @@ pub struct Properties<'a> {
     #[serde(borrow, default, deserialize_with = "opt_string")]
     pub description: Option<Cow<'a, str>>,
     /// Line items (GA4 and most SDKs).
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_objects")]
     pub items: Option<Vec<Item<'a>>>,
     /// Line items under Shopify's name.
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_objects")]
     pub line_items: Option<Vec<Item<'a>>>,
     /// Line items under TikTok's own name.
-    #[serde(default)]
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_objects")]
     pub contents: Option<Vec<Item<'a>>>,
 }
 
@@ -196,8 +194,7 @@ impl Item<'_> {
 }
 
 /// One Google-Consent-Mode-style signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     /// The person agreed.
     Granted,
@@ -220,7 +217,7 @@ pub struct Consent {
 }
 
 /// Whether the page's own TikTok pixel ran, as the SDK saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PixelStatus {
     /// The pixel loaded: TikTok may have a browser copy of the event.
@@ -233,23 +230,19 @@ pub enum PixelStatus {
 
 impl PixelStatus {
     /// The name the collect API uses, for storage and logs.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            PixelStatus::Loaded => "loaded",
-            PixelStatus::Blocked => "blocked",
-            PixelStatus::Absent => "absent",
-        }
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, status)| *status == self)
+            .map_or("", |(name, _)| name)
     }
 
     /// The status named `text`, as [`as_str`](PixelStatus::as_str) writes it.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            PixelStatus::Loaded,
-            PixelStatus::Blocked,
-            PixelStatus::Absent,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == text)
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, status)| *status)
     }
 }
 
@@ -274,7 +267,7 @@ pub struct Context<'a> {
 }
 
 /// Where an event comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// A page in a browser: request headers and cookies describe the person.
@@ -282,6 +275,75 @@ pub enum Source {
     Browser,
     /// No browser context (CSV imports, cash-on-delivery confirmations).
     Offline,
+}
+
+/// A unit enum the collect API writes as one of a few lower-case names.
+///
+/// Read by hand rather than derived: serde_json answers a number or a boolean given for a
+/// derived enum with a syntax error, which loses the field's path.
+pub(crate) trait Named: Copy + 'static {
+    /// Every value with its name.
+    const NAMES: &'static [(&'static str, Self)];
+    /// The names, for error messages.
+    const EXPECTED: &'static str;
+}
+
+impl Named for Signal {
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("granted", Signal::Granted), ("denied", Signal::Denied)];
+    const EXPECTED: &'static str = "`granted` or `denied`";
+}
+
+impl Named for PixelStatus {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("loaded", PixelStatus::Loaded),
+        ("blocked", PixelStatus::Blocked),
+        ("absent", PixelStatus::Absent),
+    ];
+    const EXPECTED: &'static str = "`loaded`, `blocked` or `absent`";
+}
+
+impl Named for Source {
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("browser", Source::Browser), ("offline", Source::Offline)];
+    const EXPECTED: &'static str = "`browser` or `offline`";
+}
+
+/// Reads a [`Named`] enum from its name; anything else is a data error at its path.
+fn named<'de, D: Deserializer<'de>, T: Named>(deserializer: D) -> Result<T, D::Error> {
+    struct NameVisitor<T>(PhantomData<T>);
+    impl<T: Named> Visitor<'_> for NameVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(T::EXPECTED)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            T::NAMES
+                .iter()
+                .find(|(name, _)| *name == text)
+                .map(|(_, value)| *value)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(text), &self))
+        }
+    }
+    deserializer.deserialize_str(NameVisitor(PhantomData))
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        named(deserializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PixelStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        named(deserializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        named(deserializer)
+    }
 }
 
 /// When an event happened, as epoch milliseconds.
@@ -316,11 +378,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                     text.trim(),
                     &time::format_description::well_known::Rfc3339,
                 )
-                .map_err(|_| {
-                    E::custom(format_args!(
-                        "expected epoch milliseconds or an RFC 3339 date-time, found {text:?}"
-                    ))
-                })?;
+                .map_err(|_| E::custom("expected epoch milliseconds or an RFC 3339 date-time"))?;
                 let ms = parsed.unix_timestamp_nanos() / 1_000_000;
                 i64::try_from(ms)
                     .map(Timestamp)
@@ -439,7 +497,7 @@ pub fn parse_collect_with(
         return Err(match serde_json::from_slice::<de::IgnoredAny>(body) {
             Err(error) => explain(body, error),
             Ok(_) => InputError::field(
-                "(body)",
+                json_error::BODY,
                 "expected a JSON object: one event or {\"batch\": [...]}",
             ),
         });
@@ -514,40 +572,65 @@ fn check_event_name(event: &CollectEvent<'_>, path: &str) -> Result<(), InputErr
 ///
 /// The path costs a second parse, so it is only paid on the error path.
 fn explain(body: &[u8], error: serde_json::Error) -> InputError {
-    use serde_json::error::Category;
-    match error.classify() {
-        Category::Syntax | Category::Eof | Category::Io => InputError::MalformedJson {
-            message: strip_position(&error.to_string()),
-            line: error.line(),
-            column: error.column(),
+    let error = match error.classify() {
+        Category::Data => match json_error::read::<CollectEvent<'_>>(body) {
+            Err(error) => error,
+            Ok(_) => json_error::explain(String::from("."), error),
         },
-        Category::Data => {
-            let mut deserializer = serde_json::Deserializer::from_slice(body);
-            match serde_path_to_error::deserialize::<_, CollectEvent<'_>>(&mut deserializer) {
-                Err(error) => {
-                    let path = error.path().to_string();
-                    let path = if path == "." {
-                        String::from("(body)")
-                    } else {
-                        path
-                    };
-                    InputError::field(path, strip_position(&error.into_inner().to_string()))
-                }
-                Ok(_) => InputError::field("(body)", strip_position(&error.to_string())),
-            }
-        }
-    }
-}
-
-/// serde_json appends " at line L column C"; the path already says where.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
+        _ => json_error::explain(String::from("."), error),
+    };
+    match error {
+        JsonError::Syntax {
+            message,
+            line,
+            column,
+        } => InputError::MalformedJson {
+            message,
+            line,
+            column,
+        },
+        JsonError::Field { path, message, .. } => InputError::field(path, message),
     }
 }
 
 // ---- lenient field readers -------------------------------------------------------------
+
+/// An optional struct, which must be a JSON object: derived readers take an array too, by
+/// position (`"consent": [false]` would be `sendable_to_ads: false`).
+fn opt_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Object<T>>::deserialize(deserializer)?.map(|Object(value)| value))
+}
+
+/// An optional list of structs, each a JSON object.
+fn opt_objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    let list = Option::<Vec<Object<T>>>::deserialize(deserializer)?;
+    Ok(list.map(|list| list.into_iter().map(|Object(value)| value).collect()))
+}
+
+/// A struct read from a JSON object only.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
 
 /// Text fields borrow from the body when they hold no escapes: parsing allocates little.
 fn opt_string<'de: 'a, 'a, D: Deserializer<'de>>(
@@ -668,9 +751,7 @@ fn opt_quantity<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32
     if n >= 0.0 && n <= u32::MAX as f64 && n == (n as u32) as f64 {
         Ok(Some(n as u32))
     } else {
-        Err(de::Error::custom(format_args!(
-            "expected a whole, non-negative quantity, found {n}"
-        )))
+        Err(de::Error::custom("expected a whole, non-negative quantity"))
     }
 }
 
@@ -806,6 +887,110 @@ mod tests {
         let error =
             parse(r#"{"event":"a","properties":{"items":[{"quantity":1.5}]}}"#).unwrap_err();
         assert_eq!(error.path(), Some("properties.items[0].quantity"));
+    }
+
+    /// Asserts `body` is refused at `path` and the answer holds none of `secrets`.
+    fn refused_at(body: &str, path: &str, secrets: &[&str]) -> String {
+        for reader in [Reader::Fast, Reader::Serde] {
+            let error =
+                parse_collect_with(body.as_bytes(), MAX_BATCH_EVENTS, reader).expect_err(body);
+            assert_eq!(error.code(), "invalid_field", "{body}: {error}");
+            assert_eq!(error.path(), Some(path), "{body}: {error}");
+            let shown = format!("{error} {error:?}");
+            for secret in secrets {
+                assert!(!shown.contains(secret), "{body} shows {secret}: {shown}");
+            }
+        }
+        parse(body).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn personal_data_is_never_quoted_in_an_error() {
+        let message = refused_at(
+            r#"{"event":"purchase","user_data":"someone@example.com"}"#,
+            "user_data",
+            &["someone@example.com"],
+        );
+        assert_eq!(message, "user_data: expected an object, found a string");
+        let message = refused_at(
+            r#"{"event":"purchase","user_data":{"phone":15551234567}}"#,
+            "user_data.phone",
+            &["15551234567"],
+        );
+        assert_eq!(
+            message,
+            "user_data.phone: expected a string, found a number"
+        );
+        for field in ["email", "phone", "email_hash", "phone_hash", "external_id"] {
+            for value in [r#"["x@y.co"]"#, r#"{"a":"x@y.co"}"#, "true"] {
+                let body = format!(r#"{{"event":"a","user_data":{{"{field}":{value}}}}}"#);
+                refused_at(&body, &format!("user_data.{field}"), &["x@y.co", "true"]);
+            }
+        }
+        // The reader's own messages: no value either.
+        refused_at(
+            r#"{"event":"a","timestamp":"someone@example.com"}"#,
+            "timestamp",
+            &["someone"],
+        );
+        refused_at(
+            r#"{"event":"a","properties":{"value":"someone@example.com"}}"#,
+            "properties.value",
+            &["someone"],
+        );
+        refused_at(
+            r#"{"event":"a","consent":{"ad_storage":"someone@example.com"}}"#,
+            "consent.ad_storage",
+            &["someone"],
+        );
+    }
+
+    #[test]
+    fn enum_fields_of_the_wrong_type_name_their_path() {
+        for (path, body) in [
+            (
+                "consent.ad_storage",
+                r#"{"event":"a","consent":{"ad_storage":VALUE}}"#,
+            ),
+            (
+                "consent.ad_user_data",
+                r#"{"event":"a","consent":{"ad_user_data":VALUE}}"#,
+            ),
+            (
+                "context.pixel",
+                r#"{"event":"a","context":{"pixel":VALUE}}"#,
+            ),
+            ("source", r#"{"event":"a","source":VALUE}"#),
+        ] {
+            for value in ["1", "true", r#"["granted"]"#, "{}", "-2.5", r#""maybe""#] {
+                refused_at(&body.replace("VALUE", value), path, &["maybe"]);
+            }
+        }
+    }
+
+    #[test]
+    fn objects_must_be_objects() {
+        refused_at(r#"{"batch":[["purchase","order-1"]]}"#, "batch[0]", &[]);
+        refused_at(
+            r#"{"batch":[{"event":"a"},["purchase","order-1"]]}"#,
+            "batch[1]",
+            &[],
+        );
+        refused_at(r#"{"event":"a","consent":[false]}"#, "consent", &[]);
+        refused_at(
+            r#"{"event":"a","user_data":["a@b.co","+1 555 0100"]}"#,
+            "user_data",
+            &["a@b.co", "555"],
+        );
+        refused_at(r#"{"event":"a","properties":[1,"USD"]}"#, "properties", &[]);
+        refused_at(r#"{"event":"a","context":["ttp"]}"#, "context", &[]);
+        for list in ["items", "line_items", "contents"] {
+            let body = format!(r#"{{"event":"a","properties":{{"{list}":[["sku-1"]]}}}}"#);
+            refused_at(&body, &format!("properties.{list}[0]"), &[]);
+        }
+        // null still means absent.
+        let events = parse(r#"{"event":"a","consent":null,"user_data":null}"#).unwrap();
+        assert_eq!(events[0].consent, None);
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod event;
 pub mod hashing;
 pub mod health;
 mod json;
+mod json_error;
 pub mod latency;
 pub mod mapping;
 pub mod pipeline;

@@ -2,9 +2,9 @@
 //!
 //! `ADMIN_TOKEN` should be long and random, so this is not what keeps it secret; it keeps a
 //! script from trying thousands of guesses a minute, and keeps a mistyped token harmless.
-//! The first [`FREE_FAILURES`] failures in a window cost nothing; each further one locks the
-//! address out for twice as long as the one before (2 s, 4 s, 8 s, …, at most
-//! [`MAX_LOCK_MS`]). The window restarts [`WINDOW_MS`] after its first failure, once the
+//! The [`LOCKING_FAILURE`]th failure in a window locks the address out for 2 s, and each
+//! further one for twice as long as the one before (4 s, 8 s, …, at most [`MAX_LOCK_MS`]):
+//! after 5 failures, the next attempt waits, whatever token it brings. The window restarts [`WINDOW_MS`] after its first failure, once the
 //! address is not locked, so someone who mistyped a few times is not punished an hour
 //! later. The caller keeps one [`LoginThrottle`] per address (in a Durable Object, say),
 //! refuses logins while [`LoginThrottle::retry_after_ms`] is `Some`, and deletes it once
@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Failures in a window that do not lock.
-pub const FREE_FAILURES: u32 = 5;
+/// The failure of a window that first locks the address: the 5th.
+pub const LOCKING_FAILURE: u32 = 5;
 
 /// How long a window of failures lasts from its first failure: 15 minutes.
 pub const WINDOW_MS: u64 = 15 * 60 * 1000;
@@ -32,13 +32,14 @@ pub struct LoginThrottle {
     pub locked_until_ms: u64,
 }
 
-/// How long the `failures`-th failure of a window locks: nothing for the free ones, then
-/// 2^(failures − FREE_FAILURES) seconds, capped at [`MAX_LOCK_MS`].
+/// How long the `failures`-th failure of a window locks: nothing before the
+/// [`LOCKING_FAILURE`], then 2^(failures − LOCKING_FAILURE + 1) seconds, capped at
+/// [`MAX_LOCK_MS`].
 fn lock_ms(failures: u32) -> u64 {
-    match failures.checked_sub(FREE_FAILURES) {
-        None | Some(0) => 0,
+    match failures.checked_sub(LOCKING_FAILURE) {
+        None => 0,
         // 2^20 s is far above the cap; stopping there keeps the shift in range.
-        Some(exponent) => (1_000u64 << exponent.min(20)).min(MAX_LOCK_MS),
+        Some(exponent) => (2_000u64 << exponent.min(20)).min(MAX_LOCK_MS),
     }
 }
 
@@ -102,7 +103,7 @@ mod tests {
     fn stale_from_is_when_is_stale_turns_true() {
         let mut throttle = LoginThrottle::default();
         assert!(throttle.is_stale(throttle.stale_from_ms()));
-        for i in 0..(FREE_FAILURES + 3) {
+        for i in 0..(LOCKING_FAILURE + 3) {
             throttle.record_failure(T0 + u64::from(i));
             let from = throttle.stale_from_ms();
             assert!(throttle.is_stale(from), "after {} failures", i + 1);
@@ -110,10 +111,10 @@ mod tests {
         }
     }
 
-    /// Most failures one window can hold: the free ones and the first locking one at once,
-    /// then each as soon as the previous lock ends, while the window lasts.
+    /// Most failures one window can hold: those up to the first locking one at once, then
+    /// each as soon as the previous lock ends, while the window lasts.
     fn per_window() -> usize {
-        let mut failures = FREE_FAILURES + 1;
+        let mut failures = LOCKING_FAILURE;
         let mut at = 0;
         loop {
             let next = at + lock_ms(failures);
@@ -157,9 +158,9 @@ mod tests {
     }
 
     #[test]
-    fn locks_double_after_the_free_failures() {
+    fn the_fifth_failure_locks_and_locks_double() {
         let mut throttle = LoginThrottle::default();
-        for _ in 0..FREE_FAILURES {
+        for _ in 1..LOCKING_FAILURE {
             throttle.record_failure(T0);
             assert_eq!(throttle.retry_after_ms(T0), None);
         }
@@ -175,7 +176,7 @@ mod tests {
             assert_eq!(throttle.retry_after_ms(now), None);
         }
         assert_eq!(
-            lock_ms(FREE_FAILURES + 10),
+            lock_ms(LOCKING_FAILURE + 9),
             MAX_LOCK_MS,
             "1,024 s is capped"
         );
@@ -197,20 +198,20 @@ mod tests {
 
         // Locked past the window's end: the window carries on until the lock ends.
         let mut throttle = LoginThrottle {
-            failures: FREE_FAILURES + 5,
+            failures: LOCKING_FAILURE + 5,
             window_start_ms: T0,
             locked_until_ms: T0 + WINDOW_MS + 10_000,
         };
         assert!(!throttle.is_stale(T0 + WINDOW_MS + 9_999));
         throttle.record_failure(T0 + WINDOW_MS + 5_000);
-        assert_eq!(throttle.failures, FREE_FAILURES + 6);
+        assert_eq!(throttle.failures, LOCKING_FAILURE + 6);
         assert!(throttle.is_stale(throttle.locked_until_ms));
     }
 
     #[test]
     fn success_resets() {
         let mut throttle = LoginThrottle::default();
-        for _ in 0..FREE_FAILURES + 3 {
+        for _ in 0..LOCKING_FAILURE + 3 {
             throttle.record_failure(T0);
         }
         assert!(throttle.retry_after_ms(T0).is_some());
@@ -223,7 +224,7 @@ mod tests {
     #[test]
     fn a_clock_stepping_back_never_lengthens_the_lock() {
         let mut throttle = LoginThrottle::default();
-        for _ in 0..FREE_FAILURES + 9 {
+        for _ in 0..LOCKING_FAILURE + 9 {
             throttle.record_failure(T0);
         }
         assert_eq!(throttle.retry_after_ms(T0 - 3_600_000), Some(MAX_LOCK_MS));
@@ -234,7 +235,8 @@ mod tests {
 
     #[test]
     fn the_greedy_bound_is_reached() {
-        assert_eq!(per_window(), 14);
+        // 4 at once, then one after each lock of 2, 4, … 512 s (1,022 s in all).
+        assert_eq!(per_window(), 13);
         assert_eq!(busiest(&greedy(T0, 4 * 3_600_000)), per_window());
     }
 

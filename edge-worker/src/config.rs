@@ -176,13 +176,18 @@ impl SiteConfig {
     pub fn cookie_domain_for(&self, host: &str) -> Option<String> {
         self.cookie_domain
             .clone()
-            .or_else(|| SUFFIXES.with(|list| list.registrable_domain(host)))
+            .or_else(|| with_suffixes(|list| list.registrable_domain(host)))
     }
 
     /// Whether a page on `origin` may post events.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.site_origins.iter().any(|allowed| allowed == origin)
     }
+}
+
+/// Runs `f` with this isolate's Public Suffix List, parsed on first use.
+pub fn with_suffixes<R>(f: impl FnOnce(&PublicSuffixList) -> R) -> R {
+    SUFFIXES.with(f)
 }
 
 /// The default destination, or the 503 answer that lists what is wrong.

@@ -17,10 +17,7 @@ use alloc::borrow::Cow;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use super::{
-    CollectEvent, Consent, Context, Item, PixelStatus, Properties, Signal, Source, Timestamp,
-    UserData,
-};
+use super::{CollectEvent, Consent, Context, Item, Named, Properties, Timestamp, UserData};
 use crate::json;
 
 /// Parses `text`, a whole collect body, as serde_json would; `None` to leave it to serde.
@@ -284,12 +281,12 @@ impl<'a> Reader<'a> {
     }
 
     /// An optional unit enum written as its lower-case name.
-    fn opt_name<T: Copy>(&mut self, names: &[(&str, T)]) -> Option<Option<T>> {
+    fn opt_name<T: Named>(&mut self) -> Option<Option<T>> {
         if self.literal("null") {
             return Some(None);
         }
         let text = self.string()?;
-        let (_, value) = names.iter().find(|(name, _)| *name == text)?;
+        let (_, value) = T::NAMES.iter().find(|(name, _)| *name == text)?;
         Some(Some(*value))
     }
 
@@ -377,8 +374,7 @@ impl<'a> Reader<'a> {
                 }
                 "source" => {
                     first_time(&mut seen, 9)?;
-                    let names = [("browser", Source::Browser), ("offline", Source::Offline)];
-                    event.source = r.opt_name(&names)?;
+                    event.source = r.opt_name()?;
                 }
                 "batch" if top => {
                     first_time(&mut seen, 10)?;
@@ -504,7 +500,6 @@ impl<'a> Reader<'a> {
     }
 
     fn consent(&mut self, consent: &mut Consent) -> Option<()> {
-        let signals = [("granted", Signal::Granted), ("denied", Signal::Denied)];
         let mut seen = 0;
         self.object(|r, key| {
             match key {
@@ -514,11 +509,11 @@ impl<'a> Reader<'a> {
                 }
                 "ad_storage" => {
                     first_time(&mut seen, 1)?;
-                    consent.ad_storage = r.opt_name(&signals)?;
+                    consent.ad_storage = r.opt_name()?;
                 }
                 "ad_user_data" => {
                     first_time(&mut seen, 2)?;
-                    consent.ad_user_data = r.opt_name(&signals)?;
+                    consent.ad_user_data = r.opt_name()?;
                 }
                 _ => r.skip(0)?,
             }
@@ -540,12 +535,7 @@ impl<'a> Reader<'a> {
                 }
                 "pixel" => {
                     first_time(&mut seen, 2)?;
-                    let names = [
-                        ("loaded", PixelStatus::Loaded),
-                        ("blocked", PixelStatus::Blocked),
-                        ("absent", PixelStatus::Absent),
-                    ];
-                    context.pixel = r.opt_name(&names)?;
+                    context.pixel = r.opt_name()?;
                 }
                 "user_agent" => {
                     first_time(&mut seen, 3)?;

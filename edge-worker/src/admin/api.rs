@@ -28,10 +28,9 @@
 //! `{host}` is the site host `/collect` is served on. Health, test and parked events work
 //! for any host `/collect` would serve: a stored destination, else the default.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use ttedge_core::connection;
-use ttedge_core::destination::{self, parse_baseline, parse_settings, SettingsError};
+use ttedge_core::destination::{self, parse_baseline, parse_live, parse_settings, SettingsError};
 use ttedge_core::seal;
 use worker::{Env, Method, Request, Response};
 
@@ -113,14 +112,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
             Ok(Response::from_json(&json!({ "deleted": host }))?)
         }
         ("live", _) => {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Live {
-                live: bool,
-            }
-            let body = body(&mut req).await?;
-            let Live { live } = serde_json::from_slice(&body)
-                .map_err(|_| ApiError::invalid_field("live", "send {\"live\": true|false}"))?;
+            let live = parse_live(&body(&mut req).await?).map_err(settings_error)?;
             let stored = config_store::set_live(env, &host, live)
                 .await?
                 .ok_or_else(|| unknown_destination(&host))?;
@@ -203,7 +195,8 @@ async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
 /// `PUT /admin/api/destinations/{host}`: checks the settings, seals a given token under
 /// `MASTER_KEY` bound to the host, stores, and answers the destination (201 when new).
 async fn put(env: &Env, host: &str, body: &[u8]) -> Answer {
-    let mut settings = parse_settings(host, body).map_err(settings_error)?;
+    let mut settings = config::with_suffixes(|suffixes| parse_settings(host, body, suffixes))
+        .map_err(settings_error)?;
     let token = match settings.access_token.take() {
         Some(token) => {
             let key = config::master_key(env)?;
