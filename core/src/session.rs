@@ -151,6 +151,13 @@ pub fn verify(key: &[u8; 32], value: &str, now_ms: u64) -> Result<u64, SessionEr
     Ok(expires_ms)
 }
 
+/// The id of a session value that [`verify`] accepted: its nonce, as written. Logging out
+/// records the id, so that a copy of the cookie is refused afterwards too. It is no secret:
+/// a value cannot be made from it without the key.
+pub fn id(value: &str) -> Option<&str> {
+    value.split('.').nth(2)
+}
+
 /// `Set-Cookie` for a session value: only sent to `/admin`, never readable by script,
 /// HTTPS only, and never on cross-site requests (so no CSRF through the cookie).
 pub fn set_cookie(value: &str, max_age_s: u64) -> String {
@@ -286,6 +293,14 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_id_is_the_nonce() {
+        let value = issue(&key(), NOW, TTL, [7; 16]);
+        let other = issue(&key(), NOW, TTL, [8; 16]);
+        assert_eq!(id(&value), Some(URL_SAFE_NO_PAD.encode([7; 16]).as_str()));
+        assert_ne!(id(&value), id(&other));
     }
 
     #[test]

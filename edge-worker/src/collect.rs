@@ -47,7 +47,7 @@ pub async fn preflight(req: &Request, env: &Env) -> Result<Response> {
         Ok(site) => site,
         Err(error) => return error.into_response(),
     };
-    let origin = req.headers().get("Origin")?.unwrap_or_default();
+    let origin = runtime::header(req, "Origin")?.unwrap_or_default();
     if !site.allows_origin(&origin) {
         return origin_refused(&origin).into_response();
     }
@@ -65,7 +65,7 @@ pub async fn collect(req: Request, env: &Env) -> Result<Response> {
         Ok(site) => site,
         Err(error) => return error.into_response(),
     };
-    let origin = req.headers().get("Origin")?;
+    let origin = runtime::header(&req, "Origin")?;
     let response = match handle(req, env, &site, &host, origin.as_deref()).await {
         Ok(response) => response,
         Err(error) => error.into_response()?,
@@ -92,26 +92,17 @@ async fn handle(
             return Err(origin_refused(origin));
         }
     }
-    check_content_type(req.headers().get("Content-Type")?.as_deref())?;
-    let declared: Option<usize> = req
-        .headers()
-        .get("Content-Length")?
-        .and_then(|n| n.parse().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large());
-    }
+    check_content_type(runtime::header(&req, "Content-Type")?.as_deref())?;
+    let body = runtime::read_body(&mut req, MAX_BODY_BYTES)
+        .await?
+        .ok_or_else(|| ApiError::body_too_large(MAX_BODY_BYTES))?;
     let events = parse_collect(&body, MAX_BATCH_EVENTS)?;
 
-    let headers = req.headers();
     let (ip, user_agent, accept_language, cookie_header) = (
-        headers.get("CF-Connecting-IP")?,
-        headers.get("User-Agent")?,
-        headers.get("Accept-Language")?,
-        headers.get("Cookie")?,
+        runtime::header(&req, "CF-Connecting-IP")?,
+        runtime::header(&req, "User-Agent")?,
+        runtime::header(&req, "Accept-Language")?,
+        runtime::header(&req, "Cookie")?,
     );
     let cookie_domain = site.cookie_domain_for(host);
     let ctx = RequestContext {
@@ -125,15 +116,17 @@ async fn handle(
         cookie_domain: cookie_domain.as_deref(),
     };
     let prepared = prepare(&events, &ctx, &site.destination);
+    let repeats = repeated_ids(&prepared.events);
 
-    let intake = intake(site, &prepared.events);
+    let intake = intake(site, &prepared.events, &repeats);
     let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
     prepared.events.iter().for_each(log_weak_match);
 
     let answers: Vec<EventAnswer> = prepared
         .events
         .iter()
-        .map(|event| answer_for(event, &duplicates))
+        .zip(&repeats)
+        .map(|(event, repeat)| answer_for(event, *repeat, &duplicates))
         .collect();
     let response = Response::from_json(&CollectAnswer {
         accepted: answers.iter().filter(|a| a.status == "ready").count(),
@@ -147,13 +140,24 @@ async fn handle(
     Ok(response)
 }
 
-/// What the Dispatcher stores: the ready elements, and counts of the rest for health.
-fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Intake {
+/// For each event, whether an earlier ready event of the same request has its event_id.
+/// Only the first copy is queued; the others are answered as duplicates.
+fn repeated_ids(events: &[PreparedEvent<'_>]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    events
+        .iter()
+        .map(|event| event.status == Status::Ready && !seen.insert(&*event.event_id))
+        .collect()
+}
+
+/// What the Dispatcher stores: the ready elements but repeats, and counts of the rest for
+/// health.
+fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> Intake {
     let mut intake = Intake {
         live: site.live,
         ..Intake::default()
     };
-    for event in events {
+    for (event, _) in events.iter().zip(repeats).filter(|(_, repeat)| !**repeat) {
         if let Some(emq) = &event.emq {
             intake.quality.add(emq);
         }
@@ -192,8 +196,9 @@ fn log_weak_match(event: &PreparedEvent<'_>) {
         .iter()
         .map(|c| format!("{} +{}", c.factor.name(), c.gain))
         .collect();
+    // Caller text is written escaped and quoted ({:?}): a newline in an id forges no line.
     worker::console_log!(
-        "match quality below threshold: event_id={} event={} score={} missing: {}",
+        "match quality below threshold: event_id={:?} event={:?} score={} missing: {}",
         event.event_id,
         event.event_name.as_deref().unwrap_or("?"),
         emq.score,
@@ -201,9 +206,13 @@ fn log_weak_match(event: &PreparedEvent<'_>) {
     );
 }
 
-fn answer_for<'a>(event: &'a PreparedEvent<'_>, duplicates: &[String]) -> EventAnswer<'a> {
-    let duplicate =
-        event.status == Status::Ready && duplicates.iter().any(|id| *id == event.event_id);
+fn answer_for<'a>(
+    event: &'a PreparedEvent<'_>,
+    repeat: bool,
+    duplicates: &[String],
+) -> EventAnswer<'a> {
+    let duplicate = repeat
+        || (event.status == Status::Ready && duplicates.iter().any(|id| *id == event.event_id));
     let status = match event.status {
         Status::Ready if duplicate => "duplicate",
         Status::Ready => "ready",
@@ -216,10 +225,12 @@ fn answer_for<'a>(event: &'a PreparedEvent<'_>, duplicates: &[String]) -> EventA
         event_id: &event.event_id,
         status,
         event: event.event_name.as_deref(),
-        reason: if duplicate {
-            Some("already received with this event_id; not queued again")
-        } else {
-            event.reason.as_deref()
+        reason: match (repeat, duplicate) {
+            (true, _) => {
+                Some("an earlier event of this request has this event_id; not queued again")
+            }
+            (false, true) => Some("already received with this event_id; not queued again"),
+            (false, false) => event.reason.as_deref(),
         },
         emq: event.emq.as_ref(),
     }
@@ -256,14 +267,6 @@ fn request_host(req: &Request) -> Result<String> {
         .host_str()
         .unwrap_or_default()
         .to_ascii_lowercase())
-}
-
-fn too_large() -> ApiError {
-    ApiError::new(
-        413,
-        "body_too_large",
-        format!("the body is larger than {} KiB", MAX_BODY_BYTES / 1024),
-    )
 }
 
 fn origin_refused(origin: &str) -> ApiError {

@@ -30,6 +30,14 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
 /// Config object about once per isolate every half minute, not once per request.
 pub const CACHE_TTL_MS: u64 = 30_000;
 
+/// How long an isolate trusts "nothing is stored for this host": briefly, so that a flood
+/// of made-up `Host` headers costs few Config calls, and a new site is served soon.
+pub const UNKNOWN_TTL_MS: u64 = 5_000;
+
+/// The most hosts one isolate keeps, so that distinct `Host` headers cannot grow its memory
+/// without bound. An agency's shops fit many times over.
+pub const MAX_CACHED_HOSTS: usize = 1_024;
+
 thread_local! {
     /// Parsed once per isolate, on the first request that needs it.
     static SUFFIXES: PublicSuffixList = PublicSuffixList::embedded();
@@ -40,6 +48,33 @@ thread_local! {
 struct CachedSite {
     fetched_ms: u64,
     site: Option<Rc<SiteConfig>>,
+}
+
+impl CachedSite {
+    fn fresh(&self, now_ms: u64) -> bool {
+        let ttl = match self.site {
+            Some(_) => CACHE_TTL_MS,
+            None => UNKNOWN_TTL_MS,
+        };
+        now_ms.saturating_sub(self.fetched_ms) < ttl
+    }
+}
+
+/// Caches `entry` for `host`, first making room: stale entries go, then the oldest one.
+fn remember(cache: &mut HashMap<String, CachedSite>, host: String, entry: CachedSite) {
+    if cache.len() >= MAX_CACHED_HOSTS && !cache.contains_key(&host) {
+        cache.retain(|_, cached| cached.fresh(entry.fetched_ms));
+        if cache.len() >= MAX_CACHED_HOSTS {
+            let oldest = cache
+                .iter()
+                .min_by_key(|(_, cached)| cached.fetched_ms)
+                .map(|(host, _)| host.clone());
+            if let Some(oldest) = oldest {
+                cache.remove(&oldest);
+            }
+        }
+    }
+    cache.insert(host, entry);
 }
 
 /// Where a destination's settings come from.
@@ -215,7 +250,8 @@ fn misconfigured(problems: Vec<String>) -> ApiError {
 /// The destination of the site host `host`: the one stored through the admin API, else the
 /// `wrangler.toml` default.
 ///
-/// Answers are cached per isolate for [`CACHE_TTL_MS`]; admin writes in this isolate call
+/// Answers are cached per isolate for [`CACHE_TTL_MS`] ([`UNKNOWN_TTL_MS`] for a host with
+/// nothing stored), at most [`MAX_CACHED_HOSTS`] of them; admin writes in this isolate call
 /// [`forget`], and other isolates see a change within the TTL.
 pub async fn for_host(env: &Env, host: &str) -> Result<Rc<SiteConfig>, ApiError> {
     let host = host.to_ascii_lowercase();
@@ -224,7 +260,7 @@ pub async fn for_host(env: &Env, host: &str) -> Result<Rc<SiteConfig>, ApiError>
         cache
             .borrow()
             .get(&host)
-            .filter(|entry| now.saturating_sub(entry.fetched_ms) < CACHE_TTL_MS)
+            .filter(|entry| entry.fresh(now))
             .map(|entry| entry.site.clone())
     });
     let stored = match cached {
@@ -238,7 +274,7 @@ pub async fn for_host(env: &Env, host: &str) -> Result<Rc<SiteConfig>, ApiError>
                 fetched_ms: now,
                 site: site.clone(),
             };
-            CACHE.with(|cache| cache.borrow_mut().insert(host.clone(), entry));
+            CACHE.with(|cache| remember(&mut cache.borrow_mut(), host.clone(), entry));
             site
         }
     };

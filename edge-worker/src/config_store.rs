@@ -30,6 +30,11 @@ const SCHEMA: &[&str] = &[
         host   TEXT PRIMARY KEY,
         record TEXT NOT NULL
     )",
+    // Dashboard sessions ended by a logout, until they would have expired anyway.
+    "CREATE TABLE IF NOT EXISTS ended_sessions (
+        id         TEXT PRIMARY KEY,
+        expires_ms INTEGER NOT NULL
+    )",
     // A core `LoginThrottle` per client IP, as JSON; deleted once stale.
     "CREATE TABLE IF NOT EXISTS login_failures (
         ip       TEXT PRIMARY KEY,
@@ -158,6 +163,38 @@ pub async fn login_succeeded(env: &Env, ip: &str) -> std::result::Result<(), Api
     login(env, "/login/succeeded", ip).await.map(|_| ())
 }
 
+/// A dashboard session, by its id (`session::id`).
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionRef {
+    id: String,
+    expires_ms: u64,
+}
+
+/// Ends the session `id` (expiring at `expires_ms`) on the server: a copy of its cookie is
+/// refused from now on.
+pub async fn end_session(
+    env: &Env,
+    id: &str,
+    expires_ms: u64,
+) -> std::result::Result<(), ApiError> {
+    let session = SessionRef {
+        id: id.to_string(),
+        expires_ms,
+    };
+    let mut response = call(env, Method::Post, "/session/end", Some(&session)).await?;
+    ok_json(&mut response).await
+}
+
+/// Whether a logout ended the session `id`.
+pub async fn session_ended(env: &Env, id: &str) -> std::result::Result<bool, ApiError> {
+    let session = SessionRef {
+        id: id.to_string(),
+        expires_ms: 0,
+    };
+    let mut response = call(env, Method::Post, "/session/ended", Some(&session)).await?;
+    ok_json(&mut response).await
+}
+
 async fn login(env: &Env, path: &str, ip: &str) -> std::result::Result<Option<u64>, ApiError> {
     let body = serde_json::json!({ "ip": ip });
     let mut response = call(env, Method::Post, path, Some(&body)).await?;
@@ -187,7 +224,7 @@ async fn optional_json<T: serde::de::DeserializeOwned>(
 async fn relay(response: &mut Response) -> ApiError {
     let detail = response.text().await.unwrap_or_default();
     worker::console_error!(
-        "config object answered {}: {detail}",
+        "config object answered {}: {detail:?}",
         response.status_code()
     );
     ApiError::new(
@@ -254,6 +291,13 @@ impl DurableObject for Config {
                     let excess = kept.len().saturating_sub(MAX_BASELINES);
                     kept.drain(..excess);
                 })?)
+            }
+            (Method::Post, "/session/end") => {
+                Response::from_json(&self.end_session(req.json().await?)?)
+            }
+            (Method::Post, "/session/ended") => {
+                let SessionRef { id, .. } = req.json().await?;
+                Response::from_json(&self.session_ended(&id)?)
             }
             (Method::Post, path) if path.starts_with("/login/") => {
                 #[derive(Deserialize)]
@@ -363,6 +407,31 @@ impl Config {
         stored.updated_ms = now_ms();
         self.save(&stored)?;
         Ok(Some(stored))
+    }
+
+    /// Records a logout; sessions past their expiry are forgotten (their cookies fail anyway).
+    fn end_session(&self, session: SessionRef) -> Result<()> {
+        let sql = self.sql();
+        sql.exec(
+            "INSERT OR REPLACE INTO ended_sessions (id, expires_ms) VALUES (?, ?)",
+            vec![
+                session.id.into(),
+                SqlStorageValue::Integer(session.expires_ms as i64),
+            ],
+        )?;
+        sql.exec(
+            "DELETE FROM ended_sessions WHERE expires_ms <= ?",
+            vec![SqlStorageValue::Integer(now_ms() as i64)],
+        )?;
+        Ok(())
+    }
+
+    fn session_ended(&self, id: &str) -> Result<bool> {
+        let rows: Vec<serde::de::IgnoredAny> = self
+            .sql()
+            .exec("SELECT 1 FROM ended_sessions WHERE id = ?", vec![id.into()])?
+            .to_array()?;
+        Ok(!rows.is_empty())
     }
 
     /// `check`, `failed` or `succeeded` for one IP; answers the lock-out left, if any.

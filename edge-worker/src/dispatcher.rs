@@ -241,11 +241,11 @@ pub async fn enqueue(
         Ok(mut response) if response.status_code() == 200 => Ok(response.json().await?),
         Ok(mut response) => {
             let detail = response.text().await.unwrap_or_default();
-            worker::console_error!("dispatcher refused an intake: {detail}");
+            worker::console_error!("dispatcher refused an intake: {detail:?}");
             Err(queue_unavailable())
         }
         Err(error) => {
-            worker::console_error!("dispatcher unreachable: {error}");
+            worker::console_error!("dispatcher unreachable: {:?}", error.to_string());
             Err(queue_unavailable())
         }
     }
@@ -1378,7 +1378,9 @@ fn bucket_of(row: &HealthRow) -> HourBucket {
 fn parsed<T: serde::de::DeserializeOwned>(text: &Option<String>, what: &str) -> Option<T> {
     let text = text.as_deref()?;
     serde_json::from_str(text)
-        .map_err(|error| worker::console_error!("health {what} unreadable: {error}"))
+        .map_err(|error| {
+            worker::console_error!("health {what} unreadable: {:?}", error.to_string())
+        })
         .ok()
 }
 

@@ -44,6 +44,15 @@ impl ApiError {
         error
     }
 
+    /// 413: a body over `limit` bytes.
+    pub fn body_too_large(limit: usize) -> Self {
+        ApiError::new(
+            413,
+            "body_too_large",
+            format!("the body is larger than {} KiB", limit / 1024),
+        )
+    }
+
     /// `{"error": {...}}` with the status.
     pub fn into_response(self) -> Result<Response> {
         let status = self.status;
@@ -77,8 +86,8 @@ impl From<InputError> for ApiError {
 
 impl From<worker::Error> for ApiError {
     fn from(error: worker::Error) -> Self {
-        // Runtime errors can quote request data; log them, answer generically.
-        worker::console_error!("internal error: {error}");
+        // Runtime errors can quote request data: logged escaped, answered generically.
+        worker::console_error!("internal error: {:?}", error.to_string());
         ApiError::new(500, "internal", "internal error")
     }
 }

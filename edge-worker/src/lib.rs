@@ -51,7 +51,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     for site in sites {
         if woken.insert(site.dispatcher_name()) {
             if let Err(error) = dispatcher::state(&env, &site).await {
-                worker::console_error!("scheduled wake-up failed: {error}");
+                worker::console_error!("scheduled wake-up failed: {:?}", error.to_string());
             }
         }
     }

@@ -8,53 +8,78 @@ use crate::{admin, collect, config, dispatcher, sdk};
 /// Routes one request.
 pub async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
-    let method = req.method();
-    let answer = match (path.as_str(), method) {
-        ("/collect", Method::Post) => collect::collect(req, env).await,
-        ("/collect", Method::Options) => collect::preflight(&req, env).await,
-        ("/collect", other) => wrong_method(other, "POST, OPTIONS"),
-        ("/sdk.js", Method::Get | Method::Head) => sdk::serve(&req),
-        ("/sdk.js", other) => wrong_method(other, "GET"),
-        ("/healthz", Method::Get | Method::Head) => healthz(&req, env).await,
-        ("/healthz", other) => wrong_method(other, "GET"),
+    let answer = match (path.as_str(), method_of(&req)) {
+        (path, Err(unknown)) => match allowed_methods(path) {
+            Some(allowed) => wrong_method(&unknown, allowed),
+            None => not_found(path),
+        },
+        ("/collect", Ok(Method::Post)) => collect::collect(req, env).await,
+        ("/collect", Ok(Method::Options)) => collect::preflight(&req, env).await,
+        ("/sdk.js", Ok(Method::Get | Method::Head)) => sdk::serve(&req),
+        ("/healthz", Ok(Method::Get | Method::Head)) => healthz(&req, env).await,
         (path, _) if path == "/admin" || path.starts_with("/admin/") => {
             admin::route(req, env).await
         }
-        (path, _) => {
-            ApiError::new(404, "not_found", format!("no route for {path}")).into_response()
-        }
+        (path, Ok(other)) => match allowed_methods(path) {
+            Some(allowed) => wrong_method(other.as_ref(), allowed),
+            None => not_found(path),
+        },
     };
     // Never let an error escape as workerd's bare 500 page.
     answer.or_else(|error| ApiError::from(error).into_response())
 }
 
-/// 405 with `Allow`.
-pub fn wrong_method(method: Method, allowed: &str) -> Result<Response> {
+/// The request's method, or its name when workers-rs does not know it: `Request::method`
+/// reads an unknown one (`PROPFIND`) as `GET`.
+pub fn method_of(req: &Request) -> std::result::Result<Method, String> {
+    let name = req.inner().method();
+    let method = Method::from(name.clone());
+    match method.as_ref() == name {
+        true => Ok(method),
+        false => Err(name),
+    }
+}
+
+/// The methods a path answers, for `405`'s `Allow`; `None` for no such path.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/collect" => Some("POST, OPTIONS"),
+        "/sdk.js" | "/healthz" => Some("GET, HEAD"),
+        _ => admin::allowed_methods(path),
+    }
+}
+
+fn not_found(path: &str) -> Result<Response> {
+    ApiError::new(404, "not_found", format!("no route for {path}")).into_response()
+}
+
+/// 405 with `Allow`. `method` is the caller's, shown escaped.
+pub fn wrong_method(method: &str, allowed: &str) -> Result<Response> {
+    let shown: String = method.chars().take(40).collect();
     let response = ApiError::new(
         405,
         "method_not_allowed",
-        format!("{method} is not allowed here; use {allowed}"),
+        format!("{shown:?} is not allowed here; use {allowed}"),
     )
     .into_response()?;
     response.headers().set("Allow", allowed)?;
     Ok(response)
 }
 
-/// `GET /healthz`: liveness, configuration problems, and the queue of the request host's
-/// destination (which also wakes a Dispatcher whose alarm was lost).
+/// `GET /healthz`: liveness and configuration problems, for anyone. It also wakes the
+/// request host's Dispatcher, whose alarm may have been lost; the queue's figures are the
+/// operator's business, at `GET /admin/api/status`.
 async fn healthz(req: &Request, env: &Env) -> Result<Response> {
     let host = req.url()?.host_str().unwrap_or_default().to_string();
     let body = match config::for_host(env, &host).await {
         Ok(site) => {
-            let queue = match dispatcher::state(env, &site).await {
-                Ok(state) => serde_json::json!({
-                    "queued": state["queued"],
-                    "parked": state["parked"],
-                    "oldest_queued_age_ms": state["oldest_queued_age_ms"],
-                }),
-                Err(error) => serde_json::json!({ "error": error.to_string() }),
-            };
-            serde_json::json!({ "ok": true, "configured": true, "queue": queue })
+            if let Err(error) = dispatcher::state(env, &site).await {
+                worker::console_error!(
+                    "healthz: the dispatcher did not answer: {:?}",
+                    error.to_string()
+                );
+            }
+            serde_json::json!({ "ok": true, "configured": true })
         }
         Err(error) => {
             // Every misconfigured setting, or why there is no destination at all.

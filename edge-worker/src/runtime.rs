@@ -1,5 +1,7 @@
-//! The clock and randomness core may not fetch itself.
+//! What core may not do itself: the clock, randomness, request headers and bodies, and
+//! calls to Durable Objects.
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use worker::wasm_bindgen::JsValue;
 use worker::{Date, Env, Headers, Method, Request, RequestInit, Response, Result, SqlStorage};
@@ -53,4 +55,36 @@ pub async fn call_object(
     // A stub ignores the host; only the path matters.
     let request = Request::new_with_init(&format!("https://object{path}"), &init)?;
     stub.fetch_with_request(request).await
+}
+
+/// A request header's value without the optional whitespace around it (RFC 9110, 5.5), so
+/// `"203.0.113.9 "` and `"203.0.113.9"` are one address; `None` when absent.
+pub fn header(req: &Request, name: &str) -> Result<Option<String>> {
+    Ok(req
+        .headers()
+        .get(name)?
+        .map(|value| value.trim_matches([' ', '\t']).to_string()))
+}
+
+/// The request body, or `None` once it holds more than `limit` bytes. Reading stops there:
+/// a body without `Content-Length` (chunked) is never buffered past the limit.
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Option<Vec<u8>>> {
+    let declared: Option<usize> =
+        header(req, "Content-Length")?.and_then(|length| length.parse().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Ok(None);
+    }
+    // A request without a body (a GET, or an empty POST) has no stream.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

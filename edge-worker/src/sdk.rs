@@ -32,7 +32,7 @@ pub fn serve(req: &Request) -> Result<Response> {
     // Loadable from pages that require CORP (Cross-Origin-Embedder-Policy: require-corp).
     headers.set("Cross-Origin-Resource-Policy", "cross-origin")?;
     headers.set("X-Content-Type-Options", "nosniff")?;
-    let if_none_match = req.headers().get("If-None-Match")?;
+    let if_none_match = crate::runtime::header(req, "If-None-Match")?;
     if if_none_match.is_some_and(|value| matches_etag(&value, etag())) {
         return Ok(Response::empty()?.with_status(304).with_headers(headers));
     }

@@ -184,7 +184,18 @@ async fn login_sets_a_strict_session_cookie_and_writes_need_the_csrf_header() ->
         .await?;
     assert_eq!(allowed.status(), 200);
 
-    // Logging out clears the cookie.
+    // A second browser's session, to see that one logout ends only its own session.
+    let other = client
+        .post(format!("{base}/admin/login"))
+        .header("CF-Connecting-IP", "192.0.2.51")
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await?;
+    let other = other.headers()["set-cookie"].to_str()?;
+    let other = other.split(';').next().unwrap_or_default().to_string();
+
+    // Logging out clears the cookie, and ends the session on the server: a copy of the
+    // cookie kept from before opens neither the API nor the page.
     let out = client
         .post(format!("{base}/admin/logout"))
         .header("Cookie", &session)
@@ -192,6 +203,34 @@ async fn login_sets_a_strict_session_cookie_and_writes_need_the_csrf_header() ->
         .await?;
     assert_eq!(out.status(), 303);
     assert!(out.headers()["set-cookie"].to_str()?.contains("Max-Age=0"));
+    let api = client
+        .get(format!("{base}/admin/api/destinations"))
+        .header("Cookie", &session)
+        .header("CF-Connecting-IP", "192.0.2.52")
+        .send()
+        .await?;
+    assert_eq!(
+        api.status(),
+        401,
+        "the copied cookie still works after logout"
+    );
+    let page = client
+        .get(format!("{base}/admin"))
+        .header("Cookie", &session)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        page.contains("name=\"token\""),
+        "the page after logout: {page}"
+    );
+    let api = client
+        .get(format!("{base}/admin/api/destinations"))
+        .header("Cookie", &other)
+        .send()
+        .await?;
+    assert_eq!(api.status(), 200, "another browser's session ended too");
     Ok(())
 }
 

@@ -50,26 +50,44 @@ type Answer = std::result::Result<Response, ApiError>;
 /// Routes `/admin/api/...`.
 pub async fn route(req: Request, env: &Env) -> Answer {
     let path = req.path();
-    if let Some(rest) = path.strip_prefix("/admin/api/destinations") {
-        return match rest.strip_prefix('/') {
-            None if rest.is_empty() => match req.method() {
-                Method::Get => Ok(Response::from_json(&destination_list(env).await?)?),
-                other => wrong_method(other, "GET"),
-            },
-            Some(rest) if !rest.is_empty() => destination_route(req, env, rest).await,
-            _ => Err(not_found(&path)),
-        };
+    let Some(allowed) = allowed_methods(&path) else {
+        return Err(not_found(&path));
+    };
+    let method = req.method();
+    if !allowed.split(", ").any(|m| m == method.as_ref()) {
+        return Ok(router::wrong_method(method.as_ref(), allowed)?);
     }
-    match (path.as_str(), req.method()) {
-        ("/admin/api/status", Method::Get) => {
+    if let Some(rest) = path.strip_prefix("/admin/api/destinations/") {
+        return destination_route(req, env, rest).await;
+    }
+    match path.as_str() {
+        "/admin/api/destinations" => Ok(Response::from_json(&destination_list(env).await?)?),
+        "/admin/api/status" => {
             let site = config::load(env)?;
             Ok(Response::from_json(&dispatcher::state(env, &site).await?)?)
         }
-        ("/admin/api/health", Method::Get) => {
+        _ => {
             let site = config::load(env)?;
             Ok(Response::from_json(&health(env, &site).await?)?)
         }
-        (path, _) => Err(not_found(path)),
+    }
+}
+
+/// The methods an API path answers; `None` for no such path.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let Some(rest) = path.strip_prefix("/admin/api/destinations/") else {
+        return match path {
+            "/admin/api/destinations" | "/admin/api/status" | "/admin/api/health" => Some("GET"),
+            _ => None,
+        };
+    };
+    let (host, action) = rest.split_once('/').unwrap_or((rest, ""));
+    match action {
+        _ if host.is_empty() => None,
+        "" => Some("GET, PUT, DELETE"),
+        "health" | "parked" => Some("GET"),
+        "test" | "parked/replay" | "live" | "baseline" => Some("POST"),
+        _ => None,
     }
 }
 
@@ -77,25 +95,11 @@ fn not_found(path: &str) -> ApiError {
     ApiError::new(404, "not_found", format!("no admin route for {path}"))
 }
 
-fn wrong_method(method: Method, allowed: &str) -> Answer {
-    Ok(router::wrong_method(method, allowed)?)
-}
-
-/// `/admin/api/destinations/{host}[/action]`.
+/// `/admin/api/destinations/{host}[/action]`, its method already checked.
 async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
     let (host, action) = rest.split_once('/').unwrap_or((rest, ""));
     let host = checked_host(host)?;
-    let allowed = match action {
-        "" => "GET, PUT, DELETE",
-        "health" | "parked" => "GET",
-        "test" | "parked/replay" | "live" | "baseline" => "POST",
-        _ => return Err(not_found(&req.path())),
-    };
-    let method = req.method();
-    if !allowed.split(", ").any(|m| m == method.to_string()) {
-        return wrong_method(method, allowed);
-    }
-    match (action, method) {
+    match (action, req.method()) {
         ("", Method::Get) => match config_store::get(env, &host).await? {
             Some(stored) => Ok(Response::from_json(&view(&stored))?),
             None => Err(unknown_destination(&host)),
@@ -181,15 +185,9 @@ fn settings_error(error: SettingsError) -> ApiError {
 
 /// Reads a request body, at most [`MAX_BODY`] bytes.
 async fn body(req: &mut Request) -> std::result::Result<Vec<u8>, ApiError> {
-    let body = req.bytes().await?;
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            format!("the body is larger than {} KiB", MAX_BODY / 1024),
-        ));
-    }
-    Ok(body)
+    runtime::read_body(req, MAX_BODY)
+        .await?
+        .ok_or_else(|| ApiError::body_too_large(MAX_BODY))
 }
 
 /// `PUT /admin/api/destinations/{host}`: checks the settings, seals a given token under

@@ -32,6 +32,15 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
     answer.or_else(|error| error.into_response())
 }
 
+/// The methods an admin path answers, for `405`'s `Allow`; `None` for no such path.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    match path {
+        "/admin" | "/admin/" => Some("GET, HEAD"),
+        "/admin/login" | "/admin/logout" => Some("POST"),
+        _ => api::allowed_methods(path),
+    }
+}
+
 /// How a caller proved itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Caller {
@@ -51,13 +60,13 @@ async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Caller, A
     let expected = admin_token(env)?;
     let ip = client_ip(req)?;
     refuse_if_locked(env, &ip).await?;
-    let headers = req.headers();
-    let caller = if let Some(given) = headers.get("Authorization")? {
-        let given = given.strip_prefix("Bearer ").unwrap_or_default();
-        constant_time_eq(given, &expected).then_some(Caller::Bearer)
+    let caller = if let Some(given) = runtime::header(req, "Authorization")? {
+        constant_time_eq(bearer_token(&given), &expected).then_some(Caller::Bearer)
     } else {
         match session_cookie(req)? {
-            Some(value) => session_valid(&expected, &value).then_some(Caller::Session),
+            Some(value) => session_valid(env, &expected, &value)
+                .await?
+                .then_some(Caller::Session),
             // Nothing offered is not a guess: no failure is counted.
             None => return Err(unauthorized()),
         }
@@ -68,7 +77,7 @@ async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Caller, A
     let is_write = !matches!(req.method(), Method::Get | Method::Head);
     if caller == Caller::Session
         && is_write
-        && headers.get(CSRF_HEADER)?.as_deref() != Some(CSRF_VALUE)
+        && runtime::header(req, CSRF_HEADER)?.as_deref() != Some(CSRF_VALUE)
     {
         return Err(ApiError::new(
             403,
@@ -77,6 +86,15 @@ async fn authenticate(req: &Request, env: &Env) -> std::result::Result<Caller, A
         ));
     }
     Ok(caller)
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme's case does not matter
+/// (RFC 9110, 11.1). Anything else gives an empty token, which never matches.
+fn bearer_token(authorization: &str) -> &str {
+    match authorization.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => "",
+    }
 }
 
 /// `ADMIN_TOKEN`, or the 404 that says admin is off.
@@ -92,9 +110,8 @@ fn admin_token(env: &Env) -> std::result::Result<String, ApiError> {
 
 /// The client's IP as Cloudflare reports it; one bucket for requests without it.
 fn client_ip(req: &Request) -> Result<String> {
-    Ok(req
-        .headers()
-        .get("CF-Connecting-IP")?
+    Ok(runtime::header(req, "CF-Connecting-IP")?
+        .filter(|ip| !ip.is_empty())
         .unwrap_or_else(|| "unknown".into()))
 }
 
@@ -106,11 +123,11 @@ async fn refuse_if_locked(env: &Env, ip: &str) -> std::result::Result<(), ApiErr
     }
 }
 
-/// Counts a failed attempt from `ip`: 401, or 429 when this one locked it out.
+/// Counts a failed attempt from `ip`: 401 (the attempt after the one that locks is the
+/// first refused with 429).
 async fn failed(env: &Env, ip: &str) -> ApiError {
     match config_store::login_failed(env, ip).await {
-        Ok(Some(wait_ms)) => locked(wait_ms),
-        Ok(None) => unauthorized(),
+        Ok(_) => unauthorized(),
         Err(error) => error,
     }
 }
@@ -136,13 +153,33 @@ fn locked(wait_ms: u64) -> ApiError {
 
 /// The value of the session cookie, if the request carries one.
 fn session_cookie(req: &Request) -> Result<Option<String>> {
-    let header = req.headers().get("Cookie")?.unwrap_or_default();
+    let header = runtime::header(req, "Cookie")?.unwrap_or_default();
     Ok(cookie::get(&header, session::COOKIE_NAME).map(str::to_string))
 }
 
-fn session_valid(admin_token: &str, value: &str) -> bool {
+/// A signed, unexpired session that no logout has ended: its id and expiry.
+async fn live_session(
+    env: &Env,
+    admin_token: &str,
+    value: &str,
+) -> std::result::Result<Option<(String, u64)>, ApiError> {
     let key = session::session_key(admin_token);
-    session::verify(&key, value, runtime::now_ms()).is_ok()
+    let Ok(expires_ms) = session::verify(&key, value, runtime::now_ms()) else {
+        return Ok(None);
+    };
+    let id = session::id(value).unwrap_or_default().to_string();
+    match config_store::session_ended(env, &id).await? {
+        true => Ok(None),
+        false => Ok(Some((id, expires_ms))),
+    }
+}
+
+async fn session_valid(
+    env: &Env,
+    admin_token: &str,
+    value: &str,
+) -> std::result::Result<bool, ApiError> {
+    Ok(live_session(env, admin_token, value).await?.is_some())
 }
 
 /// Compares digests, so neither the length nor the first differing byte leaks through time.

@@ -9,13 +9,15 @@ use serde_json::Value;
 use ttedge_core::session;
 use worker::{Env, Headers, Method, Request, Response, Result};
 
-use super::{api, client_ip, constant_time_eq, failed, refuse_if_locked, session_cookie};
+use super::{
+    api, client_ip, constant_time_eq, failed, live_session, refuse_if_locked, session_cookie,
+};
 use crate::config;
 use crate::config_store;
 use crate::dashboard::{self, DashboardView};
 use crate::dispatcher::{self, ParkedPage};
 use crate::error::ApiError;
-use crate::runtime;
+use crate::{router, runtime};
 
 /// How long a dashboard session lasts: a working day.
 pub const SESSION_TTL_MS: u64 = 8 * 60 * 60 * 1_000;
@@ -33,9 +35,16 @@ type Answer = std::result::Result<Response, ApiError>;
 /// Routes `/admin`, `/admin/login`, `/admin/logout`.
 pub async fn route(req: Request, env: &Env) -> Answer {
     let admin_token = super::admin_token(env)?;
-    match (req.path().as_str(), req.method()) {
+    let path = req.path();
+    match (path.as_str(), req.method()) {
         ("/admin/login", Method::Post) => login(req, env, &admin_token).await,
         ("/admin/logout", Method::Post) => {
+            // The cookie alone is not enough: a copy of it must stop working too.
+            if let Some(value) = session_cookie(&req)? {
+                if let Some((id, expires_ms)) = live_session(env, &admin_token, &value).await? {
+                    config_store::end_session(env, &id, expires_ms).await?;
+                }
+            }
             let response = redirect_home()?;
             response
                 .headers()
@@ -43,19 +52,20 @@ pub async fn route(req: Request, env: &Env) -> Answer {
             Ok(response)
         }
         ("/admin" | "/admin/", Method::Get | Method::Head) => {
-            let signed_in = session_cookie(&req)?
-                .is_some_and(|value| super::session_valid(&admin_token, &value));
+            let signed_in = match session_cookie(&req)? {
+                Some(value) => super::session_valid(env, &admin_token, &value).await?,
+                None => false,
+            };
             if signed_in {
                 dashboard_page(&req, env).await
             } else {
                 html(200, dashboard::render_login(None))
             }
         }
-        (_, method) => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            format!("{method} is not allowed here"),
-        )),
+        (path, method) => {
+            let allowed = super::allowed_methods(path).unwrap_or("GET");
+            Ok(router::wrong_method(method.as_ref(), allowed)?)
+        }
     }
 }
 
@@ -65,14 +75,13 @@ async fn login(mut req: Request, env: &Env, admin_token: &str) -> Answer {
     if let Err(error) = refuse_if_locked(env, &ip).await {
         return html(429, dashboard::render_login(Some(&error.message)));
     }
-    let body = req.bytes().await?;
-    let given = (body.len() <= MAX_LOGIN_BODY)
-        .then(|| {
-            form_urlencoded::parse(&body)
-                .find(|(name, _)| name == "token")
-                .map(|(_, value)| value.into_owned())
-        })
-        .flatten()
+    let Some(body) = runtime::read_body(&mut req, MAX_LOGIN_BODY).await? else {
+        let message = "That form is too large to be a login.";
+        return html(413, dashboard::render_login(Some(message)));
+    };
+    let given = form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
     if !constant_time_eq(given.trim(), admin_token) {
         let error = failed(env, &ip).await;
