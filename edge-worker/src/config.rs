@@ -376,3 +376,52 @@ pub fn secret(env: &Env, name: &str) -> Option<String> {
         .map(|v| v.to_string().trim().to_string())
         .filter(|v| !v.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(fetched_ms: u64) -> CachedSite {
+        CachedSite {
+            fetched_ms,
+            site: None,
+        }
+    }
+
+    #[test]
+    fn a_flood_of_hosts_never_grows_the_cache_past_its_bound() {
+        let mut cache = HashMap::new();
+        for i in 0..(3 * MAX_CACHED_HOSTS as u64) {
+            remember(&mut cache, format!("h{i}.shop.example"), unknown(i));
+            assert!(cache.len() <= MAX_CACHED_HOSTS, "{} after {i}", cache.len());
+        }
+        // The newest stay: the oldest went first.
+        let newest = format!("h{}.shop.example", 3 * MAX_CACHED_HOSTS - 1);
+        assert!(cache.contains_key(&newest));
+        assert!(!cache.contains_key("h0.shop.example"));
+    }
+
+    #[test]
+    fn stale_hosts_make_room_before_fresh_ones() {
+        let mut cache = HashMap::new();
+        remember(&mut cache, "old.shop.example".into(), unknown(0));
+        let now = UNKNOWN_TTL_MS + 10;
+        for i in 1..MAX_CACHED_HOSTS as u64 {
+            remember(&mut cache, format!("h{i}.shop.example"), unknown(now));
+        }
+        assert_eq!(cache.len(), MAX_CACHED_HOSTS);
+        remember(&mut cache, "new.shop.example".into(), unknown(now));
+        assert!(!cache.contains_key("old.shop.example"));
+        assert_eq!(cache.len(), MAX_CACHED_HOSTS);
+        // Refreshing a cached host needs no room.
+        remember(&mut cache, "h1.shop.example".into(), unknown(now + 1));
+        assert_eq!(cache.len(), MAX_CACHED_HOSTS);
+    }
+
+    #[test]
+    fn unknown_hosts_are_trusted_briefly() {
+        assert!(unknown(0).fresh(UNKNOWN_TTL_MS - 1));
+        assert!(!unknown(0).fresh(UNKNOWN_TTL_MS));
+        assert!(UNKNOWN_TTL_MS < CACHE_TTL_MS);
+    }
+}
