@@ -46,6 +46,7 @@ pub mod browser;
 pub mod mock;
 pub mod pages;
 pub mod site;
+pub mod soak;
 pub mod worker;
 
 pub use mock::{tiktok_body, MockResponse, MockTikTok, RecordedEvent, RecordedRequest};

@@ -417,6 +417,29 @@ impl MockTikTok {
         });
     }
 
+    /// A rule that answers each request with one of `choices`, picked in proportion to its
+    /// weight by a [`SeededRng`] seeded with `seed`: the same seed gives the same sequence of
+    /// answers to the same sequence of requests. Weights of 0 are never picked; when every
+    /// weight is 0 the rule has no opinion (the default answers). Replaces any earlier rule.
+    pub fn respond_at_random(&self, seed: u64, choices: Vec<(u32, MockResponse)>) {
+        let total: u64 = choices.iter().map(|(w, _)| u64::from(*w)).sum();
+        let rng = Mutex::new(SeededRng::new(seed));
+        self.respond_with(move |_| {
+            if total == 0 {
+                return None;
+            }
+            let mut pick = rng.lock().unwrap_or_else(|e| e.into_inner()).below(total);
+            for (weight, answer) in &choices {
+                let weight = u64::from(*weight);
+                if pick < weight {
+                    return Some(answer.clone());
+                }
+                pick -= weight;
+            }
+            None
+        });
+    }
+
     /// Removes the rule set with [`respond_with`](Self::respond_with).
     pub fn clear_responder(&self) {
         self.shared.lock().responder = None;
@@ -705,6 +728,44 @@ async fn handle(
     }
 }
 
+/// A small deterministic pseudo-random generator (SplitMix64): the same seed always gives the
+/// same numbers, on every machine, so a test that picks answers or loads at random can be run
+/// again exactly. Not for anything that must be unpredictable.
+#[derive(Clone, Debug)]
+pub struct SeededRng(u64);
+
+impl SeededRng {
+    /// A generator started from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SeededRng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0), without modulo bias worth speaking of for the
+    /// small `n` of tests (Lemire's multiply-shift).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// A number in `low..=high` (`low` when `high < low`).
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.below(high.saturating_sub(low).saturating_add(1))
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn percent(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
 fn events_of(requests: &[RecordedRequest]) -> Vec<RecordedEvent> {
     requests
         .iter()
@@ -724,5 +785,58 @@ fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_rng_repeats_and_stays_in_range() {
+        let mut a = SeededRng::new(42);
+        let mut b = SeededRng::new(42);
+        let xs: Vec<u64> = (0..100).map(|_| a.below(7)).collect();
+        let ys: Vec<u64> = (0..100).map(|_| b.below(7)).collect();
+        assert_eq!(xs, ys);
+        assert!(xs.iter().all(|&x| x < 7));
+        // Every value of a small range comes up.
+        assert!((0..7).all(|v| xs.contains(&v)));
+        assert_ne!(SeededRng::new(1).next_u64(), SeededRng::new(2).next_u64());
+        let mut c = SeededRng::new(3);
+        assert!((0..1000)
+            .map(|_| c.between(2, 100))
+            .all(|x| (2..=100).contains(&x)));
+        assert_eq!(SeededRng::new(5).below(0), 0);
+        assert_eq!(SeededRng::new(5).between(9, 3), 9);
+    }
+
+    #[tokio::test]
+    async fn random_answers_follow_the_weights_and_the_seed() -> anyhow::Result<()> {
+        let mock = MockTikTok::start_new().await?;
+        let client = crate::http_client();
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            mock.reset();
+            mock.respond_at_random(
+                7,
+                vec![
+                    (1, MockResponse::failure(503)),
+                    (0, MockResponse::ok()),
+                    (3, MockResponse::tiktok(40100, "slow down")),
+                ],
+            );
+            for _ in 0..40 {
+                client.post(mock.track_url()).body("{}").send().await?;
+            }
+            let answers: Vec<MockResponse> =
+                mock.requests().into_iter().map(|r| r.answer).collect();
+            assert!(answers.iter().all(|a| !a.is_success()), "{answers:?}");
+            assert!(answers.contains(&MockResponse::failure(503)));
+            assert!(answers.contains(&MockResponse::tiktok(40100, "slow down")));
+            runs.push(answers);
+        }
+        assert_eq!(runs[0], runs[1], "the same seed gives the same answers");
+        Ok(())
     }
 }
