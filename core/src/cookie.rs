@@ -127,6 +127,7 @@ impl PublicSuffixList {
         let domain = self.0.domain(host.as_bytes())?;
         core::str::from_utf8(domain.as_bytes())
             .ok()
+            .filter(|domain| !domain.contains(':') && crate::connection::is_site_host(domain))
             .map(str::to_string)
     }
 }
@@ -241,6 +242,27 @@ mod tests {
         assert_eq!(
             registrable_domain("t.myshop.myshopify.com").as_deref(),
             Some("myshop.myshopify.com")
+        );
+    }
+
+    #[test]
+    fn hosts_that_are_not_dns_names_have_no_registrable_domain() {
+        // The domain goes into `Set-Cookie` as it is (found by the `cookie` fuzz target).
+        let list = PublicSuffixList::embedded();
+        for host in [
+            "t.shop.com;x",
+            "t.shop.com, y",
+            "shop.com\r\nX: y",
+            "ex ample.com",
+            "t.\"q\".com",
+            "..com",
+            "[a.b:5",
+        ] {
+            assert_eq!(list.registrable_domain(host), None, "{host:?}");
+        }
+        assert_eq!(
+            list.registrable_domain("a;b.shop.com").as_deref(),
+            Some("shop.com")
         );
     }
 

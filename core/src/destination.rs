@@ -437,6 +437,14 @@ fn check_overrides(
                 format!("the incoming event name is longer than {MAX_OVERRIDE_KEY_LEN} characters"),
             ));
         }
+        // A stored key is read again on the next PUT of the same settings: it must
+        // normalise to itself (found by the `destination` fuzz target: `dl_dl_x`).
+        if normalize(&key) != key {
+            return Err(SettingsError::invalid(
+                path,
+                "a dataLayer name carries one dl_ prefix at most",
+            ));
+        }
         if let Some(first) = given_as.get(&key) {
             return Err(SettingsError::invalid(
                 path,
@@ -983,6 +991,17 @@ mod tests {
             let body = json!({"pixel_id": "C4", "cookie_domain": domain}).to_string();
             assert!(parse_settings(host, body.as_bytes(), &suffixes).is_ok());
         }
+    }
+
+    #[test]
+    fn override_keys_read_the_same_when_stored_settings_come_back() {
+        refused(
+            with("event_overrides", json!({"dl_dl_x": "Lead"})),
+            "event_overrides.dl_dl_x",
+        );
+        let settings = parse(with("event_overrides", json!({"dl_x": "Lead"}))).unwrap();
+        let again = serde_json::to_value(&settings).unwrap();
+        assert_eq!(parse(again).unwrap(), settings);
     }
 
     #[test]
