@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::Metric;
 use crate::event::PixelStatus;
 use crate::latency::LatencyHistogram;
 use crate::quality::{MissingFactor, QualitySummary};
@@ -58,24 +59,30 @@ pub fn oldest_kept_hour(now_ms: u64) -> u64 {
     hour_of(now_ms).saturating_sub(HISTORY_HOURS * HOUR_MS)
 }
 
-/// An hour's event and call counts. The Dispatcher stores them as `(hour, metric, value)`
-/// rows; [`Counts::add_metric`] maps the metric names.
+/// An hour's event and call counts: one field per [`Metric`], named as the metric is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counts {
     /// Events stored for delivery (duplicates not counted).
     pub received: u64,
+    /// Events put in a request to TikTok (each attempt counts).
+    pub sent: u64,
     /// Events TikTok accepted.
     pub delivered: u64,
     /// Event retries scheduled after a retryable failure.
     pub retried: u64,
     /// Events parked (not delivered after every retry, or refused).
     pub parked: u64,
+    /// Parked events put back in the queue by the operator.
+    pub replayed: u64,
     /// Events held back by consent.
     pub held: u64,
     /// Events skipped (internal events, custom events off).
     pub skipped: u64,
     /// Events rejected before queueing.
     pub rejected: u64,
+    /// Events accepted while the destination is not live: scored and counted, not sent.
+    pub not_live: u64,
     /// Requests sent to TikTok.
     pub requests: u64,
     /// Calls to TikTok that came back (with an answer, an error or a time-out).
@@ -86,54 +93,41 @@ pub struct Counts {
     pub conversions: u64,
     /// Conversions delivered whose page reported the pixel blocked or absent.
     pub conversions_unseen: u64,
-    /// Events accepted while the destination is not live: scored and counted, not sent.
-    /// Absent from hours stored before it existed, hence the default.
-    #[serde(default)]
-    pub not_live: u64,
 }
 
 impl Counts {
-    /// Adds `value` to the metric called `name`; `false` for a name it does not know.
-    pub fn add_metric(&mut self, name: &str, value: u64) -> bool {
-        let slot = match name {
-            "received" => &mut self.received,
-            "delivered" => &mut self.delivered,
-            "retried" => &mut self.retried,
-            "parked" => &mut self.parked,
-            "held" => &mut self.held,
-            "skipped" => &mut self.skipped,
-            "rejected" => &mut self.rejected,
-            "requests" => &mut self.requests,
-            "calls" => &mut self.calls,
-            "failed_calls" => &mut self.failed_calls,
-            "conversions" => &mut self.conversions,
-            "conversions_unseen" => &mut self.conversions_unseen,
-            "not_live" => &mut self.not_live,
-            _ => return false,
-        };
+    /// The counter of `metric`. The match is exhaustive: a new metric needs a field here.
+    pub fn get_mut(&mut self, metric: Metric) -> &mut u64 {
+        match metric {
+            Metric::Received => &mut self.received,
+            Metric::Sent => &mut self.sent,
+            Metric::Delivered => &mut self.delivered,
+            Metric::Retried => &mut self.retried,
+            Metric::Parked => &mut self.parked,
+            Metric::Replayed => &mut self.replayed,
+            Metric::Held => &mut self.held,
+            Metric::Skipped => &mut self.skipped,
+            Metric::Rejected => &mut self.rejected,
+            Metric::NotLive => &mut self.not_live,
+            Metric::Requests => &mut self.requests,
+            Metric::Calls => &mut self.calls,
+            Metric::FailedCalls => &mut self.failed_calls,
+            Metric::Conversions => &mut self.conversions,
+            Metric::ConversionsUnseen => &mut self.conversions_unseen,
+        }
+    }
+
+    /// Adds `value` to `metric`.
+    pub fn add(&mut self, metric: Metric, value: u64) {
+        let slot = self.get_mut(metric);
         *slot = slot.saturating_add(value);
-        true
     }
 
     /// Adds another hour's counts.
     pub fn merge(&mut self, other: &Counts) {
-        let pairs = [
-            (&mut self.received, other.received),
-            (&mut self.delivered, other.delivered),
-            (&mut self.retried, other.retried),
-            (&mut self.parked, other.parked),
-            (&mut self.held, other.held),
-            (&mut self.skipped, other.skipped),
-            (&mut self.rejected, other.rejected),
-            (&mut self.requests, other.requests),
-            (&mut self.calls, other.calls),
-            (&mut self.failed_calls, other.failed_calls),
-            (&mut self.conversions, other.conversions),
-            (&mut self.conversions_unseen, other.conversions_unseen),
-            (&mut self.not_live, other.not_live),
-        ];
-        for (mine, theirs) in pairs {
-            *mine = mine.saturating_add(theirs);
+        let mut other = *other;
+        for metric in Metric::ALL {
+            self.add(metric, *other.get_mut(metric));
         }
     }
 }
@@ -386,10 +380,10 @@ mod tests {
     const NOW: u64 = 1_764_064_800_000 + 25 * 60 * 1_000; // 25 minutes into an hour
     const H: u64 = hour_of(NOW);
 
-    fn bucket(hour_ms: u64, metrics: &[(&str, u64)], latencies: &[u64]) -> HourBucket {
+    fn bucket(hour_ms: u64, metrics: &[(Metric, u64)], latencies: &[u64]) -> HourBucket {
         let mut b = HourBucket::new(hour_ms);
-        for (name, value) in metrics {
-            assert!(b.counts.add_metric(name, *value), "{name}");
+        for &(metric, value) in metrics {
+            b.counts.add(metric, value);
         }
         for &ms in latencies {
             b.latency.record(ms);
@@ -436,12 +430,12 @@ mod tests {
     #[test]
     fn not_live_is_a_metric_that_merges() {
         let mut a = Counts::default();
-        assert!(a.add_metric("not_live", 3));
+        a.add(Metric::NotLive, 3);
         let mut b = Counts::default();
-        assert!(b.add_metric("not_live", 4));
+        b.add(Metric::NotLive, 4);
         a.merge(&b);
         assert_eq!(a.not_live, 7);
-        let r = report(&[bucket(H, &[("not_live", 2)], &[])], NOW);
+        let r = report(&[bucket(H, &[(Metric::NotLive, 2)], &[])], NOW);
         assert_eq!(r.windows.last_hour.counts.not_live, 2);
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["windows"]["last_7d"]["not_live"], 2);
@@ -484,26 +478,30 @@ mod tests {
         let buckets = [
             bucket(
                 H,
-                &[("received", 5), ("delivered", 4), ("calls", 2)],
+                &[
+                    (Metric::Received, 5),
+                    (Metric::Delivered, 4),
+                    (Metric::Calls, 2),
+                ],
                 &[10, 30],
             ),
-            bucket(H, &[("received", 1)], &[]),
+            bucket(H, &[(Metric::Received, 1)], &[]),
             bucket(
                 H - HOUR_MS,
                 &[
-                    ("parked", 2),
-                    ("retried", 3),
-                    ("failed_calls", 1),
-                    ("calls", 1),
+                    (Metric::Parked, 2),
+                    (Metric::Retried, 3),
+                    (Metric::FailedCalls, 1),
+                    (Metric::Calls, 1),
                 ],
                 &[900],
             ),
-            bucket(H - 24 * HOUR_MS, &[("delivered", 7)], &[]),
-            bucket(H - 25 * HOUR_MS, &[("delivered", 1_000)], &[]),
+            bucket(H - 24 * HOUR_MS, &[(Metric::Delivered, 7)], &[]),
+            bucket(H - 25 * HOUR_MS, &[(Metric::Delivered, 1_000)], &[]),
             // A clock that went back: counted in the current hour.
-            bucket(H + 2 * HOUR_MS, &[("received", 10)], &[]),
+            bucket(H + 2 * HOUR_MS, &[(Metric::Received, 10)], &[]),
             // Not on the hour: its hour.
-            bucket(H - 3 * HOUR_MS + 5 * 60_000, &[("received", 3)], &[]),
+            bucket(H - 3 * HOUR_MS + 5 * 60_000, &[(Metric::Received, 3)], &[]),
         ];
         let r = report(&buckets, NOW);
         let points = &r.hourly;
@@ -539,17 +537,29 @@ mod tests {
 
     #[test]
     fn hourly_near_the_epoch_has_no_negative_hours() {
-        let r = report(&[bucket(0, &[("received", 1)], &[])], 2 * HOUR_MS + 5);
+        let r = report(&[bucket(0, &[(Metric::Received, 1)], &[])], 2 * HOUR_MS + 5);
         assert_eq!(r.hourly.len(), 3);
         assert_eq!(r.hourly[0].hour_ms, 0);
         assert_eq!(r.hourly[0].received, 1);
     }
 
     #[test]
-    fn unknown_metrics_are_refused() {
-        let mut counts = Counts::default();
-        assert!(!counts.add_metric("sent", 3));
-        assert_eq!(counts, Counts::default());
+    fn every_metric_has_its_own_counter_named_as_it() {
+        for (i, metric) in Metric::ALL.into_iter().enumerate() {
+            let mut counts = Counts::default();
+            counts.add(metric, i as u64 + 1);
+            let json = serde_json::to_value(counts).unwrap();
+            let name = serde_json::to_value(metric).unwrap();
+            let name = name.as_str().unwrap();
+            assert_eq!(json[name], i as u64 + 1, "{name}");
+            let total: u64 = json
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum();
+            assert_eq!(total, i as u64 + 1, "{name} touches one counter only");
+        }
     }
 
     #[test]
@@ -579,43 +589,52 @@ mod tests {
             bucket(
                 H,
                 &[
-                    ("received", 10),
-                    ("delivered", 8),
-                    ("parked", 2),
-                    ("requests", 4),
-                    ("calls", 4),
-                    ("failed_calls", 1),
-                    ("retried", 3),
+                    (Metric::Received, 10),
+                    (Metric::Delivered, 8),
+                    (Metric::Parked, 2),
+                    (Metric::Requests, 4),
+                    (Metric::Calls, 4),
+                    (Metric::FailedCalls, 1),
+                    (Metric::Retried, 3),
                 ],
                 &[121, 121, 121, 900],
             ),
             // previous hour: still in last_hour
             bucket(
                 H - HOUR_MS,
-                &[("delivered", 2), ("calls", 1), ("requests", 1), ("held", 1)],
+                &[
+                    (Metric::Delivered, 2),
+                    (Metric::Calls, 1),
+                    (Metric::Requests, 1),
+                    (Metric::Held, 1),
+                ],
                 &[50],
             ),
             // 10 hours ago: in 24 h and 7 d
             bucket(
                 H - 10 * HOUR_MS,
                 &[
-                    ("received", 5),
-                    ("delivered", 0),
-                    ("parked", 5),
-                    ("calls", 5),
-                    ("failed_calls", 5),
-                    ("skipped", 2),
+                    (Metric::Received, 5),
+                    (Metric::Delivered, 0),
+                    (Metric::Parked, 5),
+                    (Metric::Calls, 5),
+                    (Metric::FailedCalls, 5),
+                    (Metric::Skipped, 2),
                 ],
                 &[2_000; 5],
             ),
             // 3 days ago: in 7 d only
             bucket(
                 H - 72 * HOUR_MS,
-                &[("delivered", 30), ("calls", 10), ("rejected", 1)],
+                &[
+                    (Metric::Delivered, 30),
+                    (Metric::Calls, 10),
+                    (Metric::Rejected, 1),
+                ],
                 &[10; 10],
             ),
             // 8 days ago: outside every window
-            bucket(H - 192 * HOUR_MS, &[("delivered", 1_000)], &[99_999]),
+            bucket(H - 192 * HOUR_MS, &[(Metric::Delivered, 1_000)], &[99_999]),
         ];
         let r = report(&buckets, NOW);
 
@@ -680,8 +699,8 @@ mod tests {
 
     #[test]
     fn same_hour_buckets_add_up() {
-        let a = bucket(H, &[("delivered", 1), ("calls", 1)], &[5]);
-        let b = bucket(H, &[("delivered", 2), ("calls", 1)], &[7]);
+        let a = bucket(H, &[(Metric::Delivered, 1), (Metric::Calls, 1)], &[5]);
+        let b = bucket(H, &[(Metric::Delivered, 2), (Metric::Calls, 1)], &[7]);
         let r = report(&[a, b], NOW);
         assert_eq!(r.windows.last_hour.counts.delivered, 3);
         assert_eq!(r.windows.last_hour.p99, Some(7));
@@ -700,16 +719,20 @@ mod tests {
             user_agent: true,
             ..MatchSignals::default()
         };
-        let mut now_hour = bucket(H, &[("conversions", 3), ("conversions_unseen", 2)], &[]);
+        let mut now_hour = bucket(
+            H,
+            &[(Metric::Conversions, 3), (Metric::ConversionsUnseen, 2)],
+            &[],
+        );
         now_hour.quality.add(&score(&full, Source::Browser)); // 100
         now_hour.quality.add(&score(&no_phone, Source::Browser)); // 75
         let mut old = bucket(
             H - 100 * HOUR_MS,
-            &[("conversions", 1), ("conversions_unseen", 0)],
+            &[(Metric::Conversions, 1), (Metric::ConversionsUnseen, 0)],
             &[],
         );
         old.quality.add(&score(&bare, Source::Browser)); // 3 × 1.5 = 4.5
-        let mut too_old = bucket(H - 200 * HOUR_MS, &[("conversions", 9)], &[]);
+        let mut too_old = bucket(H - 200 * HOUR_MS, &[(Metric::Conversions, 9)], &[]);
         too_old.quality.add(&score(&full, Source::Browser));
 
         let r = report(&[now_hour, old, too_old], NOW);

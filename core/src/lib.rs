@@ -12,7 +12,8 @@
 //! 4. [`consent`] decides whether the event is sent, Limited Data Use, and cookie rights.
 //! 5. [`quality`] scores Event Match Quality and coaches what is missing.
 //! 6. [`tiktok`] builds the `data[]` element and requests, and classifies TikTok's answers.
-//! 7. [`retry`] and [`ratelimit`] drive delivery; [`cookie`] keeps `_ttp` and `ttclid`.
+//! 7. [`delivery`] decides what the Dispatcher sends and what becomes of it, with [`retry`]
+//!    and [`ratelimit`]; [`cookie`] keeps `_ttp` and `ttclid`.
 //!
 //! [`pipeline`] strings steps 1–6 together for one collect request.
 //! [`connection`] builds the admin API's connection-test event and reads its answer.
@@ -32,6 +33,7 @@ extern crate alloc;
 pub mod connection;
 pub mod consent;
 pub mod cookie;
+pub mod delivery;
 pub mod destination;
 pub mod event;
 pub mod hashing;
