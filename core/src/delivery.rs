@@ -28,6 +28,29 @@ use crate::tiktok::{Failure, Verdict};
 /// The most events TikTok takes in one request.
 pub const MAX_BATCH_EVENTS: u32 = 1_000;
 
+/// What makes two events one for TikTok, which keeps the first copy of an event with the
+/// same pixel, name and event_id (and test code): a SHA-256 of those four, each with its
+/// length so that no two tuples run together. 32 bytes are all a delivered event keeps.
+pub fn dedup_key(
+    pixel_code: &str,
+    event_name: &str,
+    event_id: &str,
+    test_event_code: Option<&str>,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [
+        pixel_code,
+        event_name,
+        event_id,
+        test_event_code.unwrap_or(""),
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
 /// A counter the Dispatcher keeps per hour. Health knows every one of them
 /// ([`crate::health::Counts`] has a field for each), so a counter cannot be written and then
 /// ignored.
@@ -275,6 +298,14 @@ impl Lane {
         settlement
     }
 
+    /// Parks a batch that cannot be sent at all (its stored events do not read back), with
+    /// no call to TikTok.
+    pub fn set_aside(&mut self, batch: &SentBatch, failure: &Failure, now_ms: u64) -> Settlement {
+        let mut settlement = Settlement::default();
+        self.park(batch, failure, now_ms, &mut settlement);
+        settlement
+    }
+
     fn park(&mut self, batch: &SentBatch, failure: &Failure, now_ms: u64, out: &mut Settlement) {
         out.parked = Some(failure.clone());
         out.counts.push((Metric::Parked, u64::from(batch.events)));
@@ -321,6 +352,22 @@ mod tests {
             200,
             alloc::format!(r#"{{"code":{code},"message":"m"}}"#).as_bytes(),
         )
+    }
+
+    #[test]
+    fn dedup_keys_tell_each_part_apart() {
+        let key = dedup_key("C4", "Purchase", "order-1", None);
+        assert_eq!(key, dedup_key("C4", "Purchase", "order-1", Some("")));
+        for other in [
+            dedup_key("C5", "Purchase", "order-1", None),
+            dedup_key("C4", "Lead", "order-1", None),
+            dedup_key("C4", "Purchase", "order-2", None),
+            dedup_key("C4", "Purchase", "order-1", Some("TEST1")),
+            // The same letters split differently between the parts.
+            dedup_key("C4P", "urchase", "order-1", None),
+        ] {
+            assert_ne!(key, other);
+        }
     }
 
     #[test]

@@ -578,7 +578,7 @@ fn epoch_day(text: &str) -> Option<u32> {
 }
 
 /// Server conversions set against a pixel baseline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineRecovery {
     /// First day of the baseline.
     pub from: String,

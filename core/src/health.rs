@@ -133,7 +133,8 @@ impl Counts {
 }
 
 /// Everything kept about one hour.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HourBucket {
     /// Start of the hour, epoch milliseconds.
     pub hour_ms: u64,
@@ -163,7 +164,7 @@ impl HourBucket {
 }
 
 /// Totals of one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowTotals {
     /// The window's summed counts.
     #[serde(flatten)]
@@ -198,7 +199,7 @@ impl WindowTotals {
 }
 
 /// The three windows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Windows {
     /// The current hour and the one before it.
     pub last_hour: WindowTotals,
@@ -209,7 +210,7 @@ pub struct Windows {
 }
 
 /// Match quality over the 7-day window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmqReport {
     /// Events scored (ready and held).
     pub events: u64,
@@ -237,7 +238,7 @@ impl EmqReport {
 }
 
 /// Conversions the server delivered, and those the browser pixel could not have seen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recovery {
     /// Conversions delivered in the 7-day window.
     pub conversions_delivered: u64,
@@ -248,7 +249,7 @@ pub struct Recovery {
 }
 
 /// One hour of the hourly chart.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HourPoint {
     /// Start of the hour, epoch milliseconds.
     pub hour_ms: u64,
@@ -293,7 +294,7 @@ impl HourPoint {
 pub const HOURLY_POINTS: usize = 25;
 
 /// The health of one Dispatcher (one destination's access token).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// Totals per window.
     pub windows: Windows,

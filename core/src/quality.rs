@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::event::Source;
 
@@ -44,7 +44,7 @@ pub struct MatchSignals {
 }
 
 /// The five factors of the score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Factor {
     /// Hashed email, 30 %.
@@ -198,8 +198,20 @@ impl Serialize for Points {
     }
 }
 
+/// Read back from what [`Serialize`] writes: points, rounded to the hundredth.
+impl<'de> Deserialize<'de> for Points {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let points = f64::deserialize(deserializer)?;
+        if !(0.0..=100.0).contains(&points) {
+            return Err(serde::de::Error::custom("points must be from 0 to 100"));
+        }
+        // no_std has no `round`: adding a half and truncating is the same for these.
+        Ok(Points((points * 100.0 + 0.5) as u32))
+    }
+}
+
 /// How a score compares with its source's threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grade {
     /// 85 or more.
@@ -211,7 +223,7 @@ pub enum Grade {
 }
 
 /// What a factor that is not full would add, and how to get it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coaching {
     /// The factor.
     pub factor: Factor,
@@ -222,7 +234,7 @@ pub struct Coaching {
 }
 
 /// The score of one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchQuality {
     /// 0 to 100.
     pub score: Points,
@@ -314,7 +326,7 @@ pub struct QualitySummary {
 }
 
 /// One factor's line in a summary: how often it was missing and what it would add.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MissingFactor {
     /// The factor.
     pub factor: Factor,

@@ -4,6 +4,7 @@
 //! the events are safe. A refused request queues nothing.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::health::is_conversion;
 use ttedge_core::pipeline::{prepare, PreparedEvent, RequestContext, Status};
@@ -118,7 +119,7 @@ async fn handle(
     let prepared = prepare(&events, &ctx, &site.destination);
     let repeats = repeated_ids(&prepared.events);
 
-    let intake = intake(site, &prepared.events, &repeats);
+    let intake = intake(site, &prepared.events, &repeats)?;
     let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
     prepared.events.iter().for_each(log_weak_match);
 
@@ -152,9 +153,11 @@ fn repeated_ids(events: &[PreparedEvent<'_>]) -> Vec<bool> {
 
 /// What the Dispatcher stores: the ready elements but repeats, and counts of the rest for
 /// health.
-fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> Intake {
+fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> Result<Intake> {
     let mut intake = Intake {
         live: site.live,
+        pixel_code: site.destination.pixel_id.clone(),
+        test_event_code: site.destination.test_event_code.clone(),
         ..Intake::default()
     };
     for (event, _) in events.iter().zip(repeats).filter(|(_, repeat)| !**repeat) {
@@ -173,15 +176,12 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> 
         intake.events.push(IntakeEvent {
             event_id: event.event_id.to_string(),
             event_name: name.to_string(),
-            pixel_code: site.destination.pixel_id.clone(),
-            test_event_code: site.destination.test_event_code.clone(),
             pixel_status: event.pixel,
-            score: event.emq.as_ref().map(|emq| emq.score.0),
             conversion: is_conversion(name, &site.conversion_events),
-            element: element.to_json(),
+            element: RawValue::from_string(element.to_json())?,
         });
     }
-    intake
+    Ok(intake)
 }
 
 /// Under its threshold, an event's coaching goes to the log as well as the answer, so an

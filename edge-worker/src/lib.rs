@@ -50,7 +50,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let mut woken = std::collections::HashSet::new();
     for site in sites {
         if woken.insert(site.dispatcher_name()) {
-            if let Err(error) = dispatcher::state(&env, &site).await {
+            if let Err(error) = dispatcher::wake(&env, &site).await {
                 worker::console_error!("scheduled wake-up failed: {:?}", error.to_string());
             }
         }

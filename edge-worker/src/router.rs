@@ -73,7 +73,7 @@ async fn healthz(req: &Request, env: &Env) -> Result<Response> {
     let host = req.url()?.host_str().unwrap_or_default().to_string();
     let body = match config::for_host(env, &host).await {
         Ok(site) => {
-            if let Err(error) = dispatcher::state(env, &site).await {
+            if let Err(error) = dispatcher::wake(env, &site).await {
                 worker::console_error!(
                     "healthz: the dispatcher did not answer: {:?}",
                     error.to_string()

@@ -88,3 +88,10 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Option<Vec<u8>
     }
     Ok(Some(body))
 }
+
+/// The first value of query parameter `name` in `url`.
+pub fn query(url: &worker::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}

@@ -361,6 +361,25 @@ pub fn request_body(key: RequestKey<'_>, data: &[&RawValue]) -> String {
     serde_json::to_string(&request).unwrap_or_default()
 }
 
+/// [`request_body`] with the elements spliced in as they are: stored elements were checked
+/// when they arrived, so they go into the body without being parsed again.
+pub fn request_body_spliced<'a>(
+    key: RequestKey<'_>,
+    data: impl IntoIterator<Item = &'a str>,
+) -> String {
+    let mut body = request_body(key, &[]);
+    // `data` is the last field: the body ends with `"data":[]}`.
+    body.truncate(body.len() - "]}".len());
+    for (i, element) in data.into_iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(element);
+    }
+    body.push_str("]}");
+    body
+}
+
 /// The full track URL for an API base such as `https://business-api.tiktok.com`.
 pub fn track_url(api_base: &str) -> String {
     let mut url = String::from(api_base.trim_end_matches('/'));
@@ -483,6 +502,24 @@ mod tests {
         ];
         for element in &elements {
             assert_eq!(element.to_json(), serde_json::to_string(element).unwrap());
+        }
+    }
+
+    #[test]
+    fn spliced_bodies_are_the_same_as_serialised_ones() {
+        let elements = [
+            r#"{"event":"Purchase","event_id":"a"}"#,
+            r#"{"event":"Lead"}"#,
+        ];
+        let raw: Vec<Box<RawValue>> = elements
+            .iter()
+            .map(|e| RawValue::from_string((*e).into()).unwrap())
+            .collect();
+        let refs: Vec<&RawValue> = raw.iter().map(|r| &**r).collect();
+        for test in [None, Some("TEST1")] {
+            let k = key("C4", test);
+            assert_eq!(request_body_spliced(k, elements), request_body(k, &refs));
+            assert_eq!(request_body_spliced(k, []), request_body(k, &[]));
         }
     }
 

@@ -28,14 +28,19 @@
 //! `{host}` is the site host `/collect` is served on. Health, test and parked events work
 //! for any host `/collect` would serve: a stored destination, else the default.
 
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use ttedge_core::connection;
 use ttedge_core::destination::{self, parse_baseline, parse_live, parse_settings, SettingsError};
+use ttedge_core::quality::MatchQuality;
 use ttedge_core::seal;
 use worker::{Env, Method, Request, Response};
 
 use crate::config::{self, SiteConfig, Source};
 use crate::config_store::{self, Put, StoredDestination};
+use crate::dispatcher::client::TestAnswer;
+use crate::dispatcher::report::Health;
 use crate::dispatcher::{self, ConversionQuery, ParkedPage, Replay, TestCall};
 use crate::error::ApiError;
 use crate::{router, runtime};
@@ -139,19 +144,19 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
         ("test", _) => connection_test(env, &*config::for_host(env, &host).await?, &host).await,
         ("parked", _) => {
             let url = req.url()?;
-            let query = |name: &str| {
-                url.query_pairs()
-                    .find(|(key, _)| key == name)
-                    .map(|(_, value)| value.into_owned())
-            };
-            let page = ParkedPage::parse(query("limit"), query("after"))?;
+            let page =
+                ParkedPage::parse(runtime::query(&url, "limit"), runtime::query(&url, "after"))?;
             let site = config::for_host(env, &host).await?;
-            Ok(dispatcher::parked(env, &site, page).await?)
+            Ok(Response::from_json(
+                &dispatcher::parked(env, &site, page).await?,
+            )?)
         }
         _ => {
             let replay = parse_replay(&body(&mut req).await?)?;
             let site = config::for_host(env, &host).await?;
-            Ok(dispatcher::replay(env, &site, &replay).await?)
+            Ok(Response::from_json(
+                &dispatcher::replay(env, &site, &replay).await?,
+            )?)
         }
     }
 }
@@ -254,7 +259,7 @@ pub async fn destination_list(env: &Env) -> std::result::Result<Value, ApiError>
 }
 
 /// The Dispatcher's health of `site`, with the recovery against each imported baseline.
-pub async fn health(env: &Env, site: &SiteConfig) -> std::result::Result<Value, ApiError> {
+pub async fn health(env: &Env, site: &SiteConfig) -> std::result::Result<Health, ApiError> {
     let mut report = dispatcher::health(env, site).await?;
     let baselines = match &site.source {
         Source::Stored { host, .. } => config_store::get(env, host)
@@ -263,7 +268,7 @@ pub async fn health(env: &Env, site: &SiteConfig) -> std::result::Result<Value, 
             .unwrap_or_default(),
         Source::Vars => Vec::new(),
     };
-    report["recovery"]["baselines"] = json!(recoveries(env, site, &baselines).await?);
+    report.recovery.baselines = recoveries(env, site, &baselines).await?;
     Ok(report)
 }
 
@@ -304,18 +309,30 @@ pub async fn connection_test(env: &Env, site: &SiteConfig, host: &str) -> Answer
     let call = TestCall {
         pixel_code: site.destination.pixel_id.clone(),
         test_event_code: site.destination.test_event_code.clone(),
-        element: element.to_json(),
+        element: RawValue::from_string(element.to_json())
+            .map_err(|e| worker::Error::from(e.to_string()))?,
     };
-    let mut response = dispatcher::test(env, site, &call).await?;
-    if response.status_code() != 200 {
+    match dispatcher::test(env, site, &call).await? {
+        Ok(sent) => Ok(Response::from_json(&ConnectionTest {
+            sent,
+            event_id: event.event_id.to_string(),
+            emq: event.emq.clone(),
+        })?),
         // A 429 with `retry_after_ms`, or a configuration error: passed on as it is.
-        return Ok(response);
+        Err(refused) => Ok(refused),
     }
-    let mut answer: Value = response.json().await?;
-    answer["event_id"] = Value::from(event.event_id.clone());
-    answer["emq"] =
-        serde_json::to_value(&event.emq).map_err(|e| worker::Error::from(e.to_string()))?;
-    Ok(Response::from_json(&answer)?)
+}
+
+/// The connection test's answer: what TikTok said, and the test event's id and score.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    /// TikTok's answer, as the Dispatcher read it.
+    #[serde(flatten)]
+    pub sent: TestAnswer,
+    /// The test event's id.
+    pub event_id: String,
+    /// The test event's match quality, with its coaching.
+    pub emq: Option<MatchQuality>,
 }
 
 /// Reads `{}` or `{"event_ids": ["...", ...]}`; every error names its field.

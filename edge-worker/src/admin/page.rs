@@ -122,10 +122,7 @@ async fn dashboard_page(req: &Request, env: &Env) -> Answer {
         }
         destinations.push(default);
     }
-    let asked = url
-        .query_pairs()
-        .find(|(key, _)| key == "host")
-        .map(|(_, value)| value.into_owned());
+    let asked = runtime::query(&url, "host");
     let selected = destinations
         .iter()
         .find(|d| asked.is_some() && d["host"].as_str() == asked.as_deref())
@@ -138,11 +135,9 @@ async fn dashboard_page(req: &Request, env: &Env) -> Answer {
                 None => std::rc::Rc::new(config::load(env)?),
             };
             let health = api::health(env, &site).await?;
-            let page = ParkedPage {
-                limit: ParkedPage::DEFAULT_LIMIT,
-                after: 0,
-            };
-            let parked: Value = dispatcher::parked(env, &site, page).await?.json().await?;
+            let parked = dispatcher::parked(env, &site, ParkedPage::FIRST).await?;
+            let health = serde_json::to_value(&health).map_err(worker::Error::from)?;
+            let parked = serde_json::to_value(&parked).map_err(worker::Error::from)?;
             (Some(health), Some(parked))
         }
         None => (None, None),

@@ -1,0 +1,170 @@
+//! The Dispatcher Durable Object: one per access token, named by the token's SHA-256.
+//!
+//! It stores every ready event before the Worker answers the browser, then sends them from
+//! its alarm, within the token's rate limit, as core's [`delivery`](ttedge_core::delivery)
+//! rules decide. This file is the object's shell; each role has a file:
+//!
+//! - [`client`]: the Worker's calls, and the bodies both ends share;
+//! - [`routes`]: the object's routes, as one enum;
+//! - [`storage`]: the tables, laid out for few rows written, and [`migrate`] from the
+//!   first release's;
+//! - [`intake`]: what goes into the queue;
+//! - [`send_loop`]: the alarm, and the one way a request reaches TikTok;
+//! - [`report`]: health, the queue's state and parked events, as typed answers.
+
+pub mod client;
+mod intake;
+mod migrate;
+pub mod report;
+mod routes;
+mod send_loop;
+mod storage;
+mod test_call;
+
+pub use client::{
+    conversions, enqueue, health, parked, replay, state, test, wake, ConversionQuery, Intake,
+    IntakeEvent, ParkedPage, Replay, TestCall,
+};
+
+use routes::Route;
+use storage::Storage;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::error::ApiError;
+use crate::runtime::now_ms;
+
+#[durable_object(alarm)]
+pub struct Dispatcher {
+    state: State,
+    env: Env,
+    /// `Err` when the tables could not be opened: every call says why, nothing is lost.
+    storage: std::result::Result<Storage, String>,
+    /// When this instance started: a request out when the last one stopped is counted.
+    started_ms: u64,
+}
+
+impl DurableObject for Dispatcher {
+    fn new(state: State, env: Env) -> Self {
+        let storage = Storage::open(state.storage().sql()).map_err(|error| {
+            worker::console_error!("dispatcher storage: {:?}", error.0);
+            error.0
+        });
+        Dispatcher {
+            state,
+            env,
+            storage,
+            started_ms: now_ms(),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let storage = match &self.storage {
+            Ok(storage) => storage,
+            Err(reason) => return unavailable(reason),
+        };
+        if let Some(header) = req.headers().get(client::CREDENTIALS_HEADER)? {
+            storage.remember(&serde_json::from_str(&header)?)?;
+        }
+        let Some(route) = Route::of(&req)? else {
+            return ApiError::new(404, "not_found", "no such dispatcher route").into_response();
+        };
+        let now = now_ms();
+        match route {
+            Route::Enqueue => {
+                let answer = intake::enqueue(storage, &body(&mut req).await?, now)?;
+                if answer.queued > 0 {
+                    self.wake_by(now + send_loop::BATCH_WINDOW_MS).await?;
+                }
+                Response::from_json(&answer)
+            }
+            Route::Replay => {
+                let answer = intake::replay(storage, &body(&mut req).await?, now)?;
+                self.wake_by(now).await?;
+                Response::from_json(&answer)
+            }
+            Route::State => {
+                let alarm = self.state.storage().get_alarm().await?;
+                let alarm_at = alarm.map(|at| at as f64);
+                Response::from_json(&report::queue_state(
+                    storage,
+                    self.started_ms,
+                    now,
+                    alarm_at,
+                )?)
+            }
+            Route::Wake => {
+                self.wake_by(now).await?;
+                Response::ok("awake")
+            }
+            Route::Health => Response::from_json(&report::health(storage, self.started_ms, now)?),
+            Route::Parked(page) => Response::from_json(&report::parked(storage, page)?),
+            Route::Test => {
+                test_call::send(storage, &self.env, self.started_ms, &body(&mut req).await?).await
+            }
+            Route::Conversions => {
+                let query: ConversionQuery = body(&mut req).await?;
+                Response::from_json(&report::conversions(
+                    storage,
+                    &query.pixel_code,
+                    &query.ranges,
+                )?)
+            }
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let storage = match &self.storage {
+            Ok(storage) => storage,
+            Err(reason) => return unavailable(reason),
+        };
+        if let Some(at) = send_loop::run(storage, &self.env, self.started_ms).await? {
+            self.state
+                .storage()
+                .set_alarm(at_epoch_ms(at.max(now_ms())))
+                .await?;
+        }
+        Response::ok("delivered")
+    }
+}
+
+/// `wrangler dev` can forget an alarm across restarts while still reporting it; an alarm
+/// this far overdue is set again.
+const STALE_ALARM_MS: u64 = 30_000;
+
+impl Dispatcher {
+    /// Makes sure an alarm fires by `at`: sets one only when there is none that early (a
+    /// forgotten, long-overdue one is set again).
+    async fn wake_by(&self, at: u64) -> Result<()> {
+        let storage = self.state.storage();
+        let now = now_ms();
+        match storage.get_alarm().await? {
+            Some(current) if current as u64 <= at && current as u64 + STALE_ALARM_MS > now => {
+                Ok(())
+            }
+            _ => storage.set_alarm(at_epoch_ms(at.max(now))).await,
+        }
+    }
+}
+
+/// A request body read with serde_json: elements come as raw JSON, kept as they are
+/// (`Request::json` would go through a JavaScript object and lose them).
+async fn body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+    Ok(serde_json::from_slice(&req.bytes().await?)?)
+}
+
+/// The answer of an object whose tables could not be opened: events are refused (the
+/// Worker answers 503, the sender sends again), never half-stored.
+fn unavailable(reason: &str) -> Result<Response> {
+    ApiError::new(
+        503,
+        "storage_unavailable",
+        format!("the dispatcher's storage could not be opened: {reason}"),
+    )
+    .into_response()
+}
+
+/// An absolute alarm time; `set_alarm(i64)` would mean an offset from now.
+fn at_epoch_ms(ms: u64) -> worker::ScheduledTime {
+    let date = worker::js_sys::Date::new(&worker::wasm_bindgen::JsValue::from_f64(ms as f64));
+    worker::ScheduledTime::new(date)
+}

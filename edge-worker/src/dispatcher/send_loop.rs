@@ -1,0 +1,355 @@
+//! The alarm's send loop, and the one way a request reaches TikTok.
+//!
+//! Core decides ([`next_batch`], [`Lane::settle`]); this file reads the batch's elements,
+//! splices them into TikTok's body, posts, and writes down what became of it: one state
+//! row per request, plus parked events when there are any.
+
+use ttedge_core::delivery::{next_batch, Lane, Next, Queued, SentBatch};
+use ttedge_core::health::unseen_by_pixel;
+use ttedge_core::ratelimit::{SlidingWindow, MINUTE_MS};
+use ttedge_core::tiktok::{request_body_spliced, Failure, Verdict};
+use worker::{Env, Result};
+
+use super::storage::{CallRecord, EventMeta, IntakeSummary, LaneKey, State, Storage};
+use crate::config;
+use crate::error::ApiError;
+use crate::runtime::now_ms;
+use crate::tiktok_client::{post_track, CallOutcome};
+
+/// New events wait this long so that events arriving together leave together.
+pub const BATCH_WINDOW_MS: u64 = 200;
+/// Requests one alarm run may send before it hands over to the next alarm.
+const MAX_REQUESTS_PER_ALARM: usize = 25;
+/// When configuration is broken, look again after this long.
+const CONFIG_RETRY_MS: u64 = 60_000;
+
+/// Where, with which token, how fast.
+pub struct Delivery {
+    api_base: String,
+    access_token: String,
+    timeout_ms: u32,
+    /// Requests per sliding minute.
+    pub rate_limit_per_minute: u32,
+}
+
+/// The token and transport for a send: a stored destination's sealed token opened with
+/// `MASTER_KEY`, or the default destination's secret.
+pub fn delivery(storage: &Storage, env: &Env) -> std::result::Result<Delivery, ApiError> {
+    match storage.credentials()? {
+        Some(super::client::Credentials {
+            host: Some(host),
+            sealed_token: Some(sealed),
+            rate_limit_per_minute,
+        }) => {
+            let access_token = config::open_token(env, &host, &sealed)?;
+            let (api_base, timeout_ms) = config::transport_from_env(env)?;
+            Ok(Delivery {
+                api_base,
+                access_token,
+                timeout_ms,
+                rate_limit_per_minute,
+            })
+        }
+        _ => {
+            let site = config::load(env)?;
+            Ok(Delivery {
+                api_base: site.api_base,
+                access_token: site.access_token,
+                timeout_ms: site.timeout_ms,
+                rate_limit_per_minute: site.rate_limit_per_minute,
+            })
+        }
+    }
+}
+
+/// The rate window of `state` at `now_ms`. After a restart the object may have lost the
+/// record of one request that was out when it stopped, so that one is counted as sent at
+/// the restart for a minute: the limit holds across kill -9 without a write before each
+/// request.
+pub fn window(state: &State, limit: u32, started_ms: u64, now_ms: u64) -> SlidingWindow {
+    let unrecorded = (now_ms < started_ms + MINUTE_MS).then_some(started_ms);
+    SlidingWindow::per_minute(limit).with_sends(state.sends.iter().copied().chain(unrecorded))
+}
+
+/// What the send loop found to do after one step.
+enum Step {
+    /// A request went (or a damaged row was parked): look again.
+    Sent,
+    /// Wake at this time.
+    WakeAt(u64),
+    /// Nothing is queued.
+    Idle,
+}
+
+/// One alarm run: up to [`MAX_REQUESTS_PER_ALARM`] requests, then the clean-up. Answers
+/// when to wake next, if ever.
+pub async fn run(storage: &Storage, env: &Env, started_ms: u64) -> Result<Option<u64>> {
+    let delivery = match delivery(storage, env) {
+        Ok(delivery) => delivery,
+        Err(error) => {
+            worker::console_error!("dispatcher cannot send: {:?}", error.message);
+            return Ok(Some(now_ms() + CONFIG_RETRY_MS));
+        }
+    };
+    let mut wake = None;
+    for _ in 0..MAX_REQUESTS_PER_ALARM {
+        match step(storage, &delivery, started_ms).await? {
+            Step::Sent => wake = Some(now_ms()),
+            Step::WakeAt(at) => {
+                wake = Some(at);
+                break;
+            }
+            Step::Idle => {
+                wake = None;
+                break;
+            }
+        }
+    }
+    clean_up(storage)?;
+    Ok(wake)
+}
+
+/// Counts what came in since the last count, then plans one request and sends it.
+async fn step(storage: &Storage, delivery: &Delivery, started_ms: u64) -> Result<Step> {
+    let now = now_ms();
+    let mut state = storage.state()?;
+    let intake = storage.intake_since(earliest(&state))?;
+    count_intake(&mut state, &intake);
+    let lanes = lanes_of(&mut state, &intake);
+    let queued: Vec<Queued> = lanes
+        .iter()
+        .map(|(key, lane)| Queued {
+            lane: *lane,
+            events: queued_events(&intake, key, lane.cursor),
+        })
+        .collect();
+    let mut window = window(&state, delivery.rate_limit_per_minute, started_ms, now);
+    let plan = match next_batch(&queued, &mut window, now) {
+        Next::Idle => {
+            storage.save_state(&mut state, now)?;
+            return Ok(Step::Idle);
+        }
+        Next::WaitUntil(at) => {
+            storage.save_state(&mut state, now)?;
+            return Ok(Step::WakeAt(at));
+        }
+        Next::Send(plan) => plan,
+    };
+    let (key, lane) = &lanes[plan.lane];
+    let Some(lane_key) = LaneKey::parse(key) else {
+        return Err(worker::Error::RustError(format!("unreadable lane {key:?}")));
+    };
+    let batch = assemble(storage, &intake, key, lane.cursor, plan.count)?;
+    let Some(elements) = batch.elements else {
+        // A damaged row: its events are parked with the reason, never sent half-read.
+        let failure = Failure {
+            http_status: 0,
+            code: None,
+            message: "the stored event could not be read back".into(),
+            hint: "replay it once the cause is fixed; report it if it happens again".into(),
+        };
+        let mut lane = *lane;
+        let settled = lane.set_aside(&batch.sent, &failure, now);
+        storage.park(key, &batch.parkable(), &failure, lane.attempts, now)?;
+        state.count(now, settled.counts);
+        state.lanes.insert(key.clone(), lane);
+        storage.save_state(&mut state, now)?;
+        return Ok(Step::Sent);
+    };
+    let body = request_body_spliced(lane_key.request_key(), elements.iter().map(String::as_str));
+
+    let outcome = post(delivery, body).await;
+
+    // Everything below is synchronous SQL: it commits as one unit. The state is read
+    // again, since a connection test may have written it while the request was out.
+    let now = now_ms();
+    let mut state = storage.state()?;
+    count_intake(&mut state, &intake);
+    let lane = state.lanes.entry(key.clone()).or_insert(*lane);
+    let attempts = lane.attempts + 1;
+    let mut changes = lane.sending(&batch.sent).to_vec();
+    let settled = lane.settle(&batch.sent, &outcome.verdict, now);
+    changes.extend(settled.counts.iter().copied());
+    record(&mut state, &outcome, u64::from(batch.sent.events), now);
+    state.count(now, changes);
+    if settled.delivered {
+        state.convert(now, &lane_key.pixel_code, u64::from(batch.sent.conversions));
+    }
+    if let Some(failure) = &settled.parked {
+        let events: Vec<(&EventMeta, &str)> = batch
+            .meta
+            .iter()
+            .zip(elements.iter().map(String::as_str))
+            .collect();
+        storage.park(key, &events, failure, attempts, now)?;
+    }
+    storage.save_state(&mut state, now)?;
+    Ok(Step::Sent)
+}
+
+/// One call to TikTok's track endpoint.
+pub async fn post(delivery: &Delivery, body: String) -> CallOutcome {
+    post_track(
+        &delivery.api_base,
+        &delivery.access_token,
+        body,
+        delivery.timeout_ms,
+    )
+    .await
+}
+
+/// Writes down a call that came back at `now_ms`: the rate window, the latency, the call
+/// counters and the last calls. The send loop and the connection test both use it.
+pub fn record(state: &mut State, outcome: &CallOutcome, events: u64, now_ms: u64) {
+    state.sends.retain(|&at| at + MINUTE_MS > now_ms);
+    // Counted from when the answer came back, the latest moment TikTok can have counted the
+    // request: a slow request never squeezes the next window.
+    state.sends.push(now_ms);
+    state.hour(now_ms).latency.record(outcome.latency_ms);
+    let (verdict, failure) = match &outcome.verdict {
+        Verdict::Delivered => ("delivered", None),
+        Verdict::PartiallyDelivered(f) => ("partially_delivered", Some(f)),
+        Verdict::Retry(f) => ("retry", Some(f)),
+        Verdict::Reject(f) => ("reject", Some(f)),
+    };
+    state.record_call(CallRecord {
+        at_ms: now_ms,
+        latency_ms: outcome.latency_ms,
+        events,
+        verdict: verdict.to_string(),
+        http_status: outcome.http_status,
+        tiktok_code: failure.and_then(|f| f.code),
+        message: failure.map(|f| f.message.clone()),
+        hint: failure.map(|f| f.hint.clone()),
+    });
+}
+
+/// Where reading the intake must start: the earliest lane cursor or uncounted row.
+fn earliest(state: &State) -> u64 {
+    state
+        .lanes
+        .values()
+        .map(|lane| lane.cursor)
+        .chain([state.counted])
+        .min()
+        .unwrap_or(0)
+}
+
+/// Adds the counts and match quality of intake rows not yet counted to their hours.
+pub fn count_intake(state: &mut State, intake: &[IntakeSummary]) {
+    let counted = state.counted;
+    for row in intake.iter().filter(|row| row.position >= counted) {
+        let bucket = state.hour(row.received_ms);
+        bucket.counts.merge(&row.counts);
+        bucket.quality.merge(&row.quality);
+    }
+    if let Some(last) = intake.last() {
+        state.counted = state.counted.max(last.position + 1);
+    }
+}
+
+/// Every lane with its state, a new lane for a key seen for the first time.
+fn lanes_of(state: &mut State, intake: &[IntakeSummary]) -> Vec<(String, Lane)> {
+    for key in intake.iter().filter_map(|row| row.lane.as_ref()) {
+        state.lanes.entry(key.clone()).or_default();
+    }
+    state
+        .lanes
+        .iter()
+        .map(|(key, lane)| (key.clone(), *lane))
+        .collect()
+}
+
+/// Events of lane `key` at or after `cursor`.
+pub fn queued_events(intake: &[IntakeSummary], key: &str, cursor: u64) -> u64 {
+    intake
+        .iter()
+        .filter(|row| row.lane.as_deref() == Some(key))
+        .map(|row| {
+            let end = row.position + row.events;
+            end.saturating_sub(row.position.max(cursor))
+        })
+        .sum()
+}
+
+/// A batch read back from the intake rows.
+struct Assembled {
+    sent: SentBatch,
+    meta: Vec<EventMeta>,
+    /// Each element's text; `None` when a row is damaged.
+    elements: Option<Vec<String>>,
+}
+
+impl Assembled {
+    /// The batch's events with whatever text could be read, for parking.
+    fn parkable(&self) -> Vec<(&EventMeta, &str)> {
+        self.meta.iter().map(|meta| (meta, "null")).collect()
+    }
+}
+
+/// The first `count` events of lane `key` from `cursor`.
+fn assemble(
+    storage: &Storage,
+    intake: &[IntakeSummary],
+    key: &str,
+    cursor: u64,
+    count: u32,
+) -> Result<Assembled> {
+    let rows: Vec<&IntakeSummary> = intake
+        .iter()
+        .filter(|row| row.lane.as_deref() == Some(key) && row.position + row.events > cursor)
+        .collect();
+    let positions: Vec<u64> = rows.iter().map(|row| row.position).collect();
+    let stored = storage.intake_events(&positions)?;
+    let mut meta = Vec::new();
+    let mut elements = Some(Vec::new());
+    let mut end = cursor;
+    'rows: for row in &stored {
+        let texts = row.elements();
+        for (index, event) in row.meta.iter().enumerate() {
+            let at = row.position + index as u64;
+            if at < cursor {
+                continue;
+            }
+            if meta.len() == count as usize {
+                break 'rows;
+            }
+            meta.push(event.clone());
+            end = at + 1;
+            match (&mut elements, &texts) {
+                (Some(list), Some(texts)) => list.push(texts[index].to_string()),
+                _ => elements = None,
+            }
+        }
+    }
+    let conversions = meta.iter().filter(|m| m.conversion).count() as u32;
+    let unseen = meta
+        .iter()
+        .filter(|m| m.conversion && unseen_by_pixel(m.pixel_status))
+        .count() as u32;
+    Ok(Assembled {
+        sent: SentBatch {
+            first: cursor,
+            end,
+            events: meta.len() as u32,
+            conversions,
+            conversions_unseen: unseen,
+        },
+        meta,
+        elements,
+    })
+}
+
+/// Drops whole tables that hold nothing needed any more: no row is written.
+fn clean_up(storage: &Storage) -> Result<()> {
+    let state = storage.state()?;
+    let intake = storage.intake_since(earliest(&state))?;
+    let waiting = state
+        .lanes
+        .iter()
+        .filter(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0)
+        .map(|(_, lane)| lane.cursor);
+    let done = waiting.chain([state.counted]).min().unwrap_or(0);
+    storage.drop_intake_before(done)?;
+    storage.drop_old_seen(now_ms())
+}
