@@ -81,6 +81,8 @@ pub struct QueueState {
     pub parked_events: Vec<ParkedListed>,
     /// The last calls to TikTok, newest first.
     pub recent_calls: Vec<CallRecord>,
+    /// SQLite rows this object wrote since it started: what storage is billed by.
+    pub rows_written: u64,
 }
 
 /// A parked event as listed: never its element (hashed personal data).
@@ -251,6 +253,7 @@ pub fn queue_state(
         counters,
         parked_events: page.events,
         recent_calls: newest_first(&state.calls),
+        rows_written: storage.rows_written(),
     })
 }
 

@@ -62,12 +62,16 @@ pub fn delivery(storage: &Storage, env: &Env) -> std::result::Result<Delivery, A
     }
 }
 
-/// The rate window of `state` at `now_ms`. After a restart the object may have lost the
-/// record of one request that was out when it stopped, so that one is counted as sent at
-/// the restart for a minute: the limit holds across kill -9 without a write before each
-/// request.
+/// The rate window of `state` at `now_ms`. An object that stopped while sending (it had
+/// sent in the minute before this one started) may have lost the record of the one request
+/// that was out, so that one is counted as sent at the restart, for a minute: the limit
+/// holds across kill -9 without a write before each request.
 pub fn window(state: &State, limit: u32, started_ms: u64, now_ms: u64) -> SlidingWindow {
-    let unrecorded = (now_ms < started_ms + MINUTE_MS).then_some(started_ms);
+    let was_sending = state
+        .sends
+        .iter()
+        .any(|&at| at <= started_ms && at + MINUTE_MS > started_ms);
+    let unrecorded = (was_sending && now_ms < started_ms + MINUTE_MS).then_some(started_ms);
     SlidingWindow::per_minute(limit).with_sends(state.sends.iter().copied().chain(unrecorded))
 }
 

@@ -26,7 +26,7 @@ use ttedge_core::event::PixelStatus;
 use ttedge_core::health::{self, Counts, HourBucket};
 use ttedge_core::quality::QualitySummary;
 use ttedge_core::tiktok::{Failure, RequestKey};
-use worker::{SqlStorage, SqlStorageValue};
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 /// Intake tables hold five minutes each.
 pub const INTAKE_GENERATION_MS: u64 = 5 * 60 * 1_000;
@@ -309,7 +309,57 @@ pub struct MigrationError(pub String);
 
 /// The Dispatcher's tables.
 pub struct Storage {
+    sql: Counted,
+}
+
+/// The SQL handle, counting the rows every statement writes: the figure Cloudflare bills,
+/// reported in the queue's state so that the storage bill per event can be measured.
+struct Counted {
     sql: SqlStorage,
+    written: std::cell::Cell<u64>,
+}
+
+/// A cursor whose rows written are added to the count once it is read or dropped.
+pub struct CountedCursor<'a> {
+    cursor: SqlCursor,
+    counter: &'a std::cell::Cell<u64>,
+}
+
+impl Counted {
+    fn exec(
+        &self,
+        query: &str,
+        bindings: impl Into<Option<Vec<SqlStorageValue>>>,
+    ) -> worker::Result<CountedCursor<'_>> {
+        Ok(CountedCursor {
+            cursor: self.sql.exec(query, bindings)?,
+            counter: &self.written,
+        })
+    }
+}
+
+impl CountedCursor<'_> {
+    /// Every row, deserialised.
+    pub fn to_array<T: serde::de::DeserializeOwned>(&self) -> worker::Result<Vec<T>> {
+        self.cursor.to_array()
+    }
+
+    /// The one row.
+    pub fn one<T: serde::de::DeserializeOwned>(&self) -> worker::Result<T> {
+        self.cursor.one()
+    }
+
+    /// Rows written so far.
+    pub fn rows_written(&self) -> usize {
+        self.cursor.rows_written()
+    }
+}
+
+impl Drop for CountedCursor<'_> {
+    fn drop(&mut self) {
+        let written = self.cursor.rows_written() as u64;
+        self.counter.set(self.counter.get() + written);
+    }
 }
 
 /// Milliseconds and counts fit a JavaScript number for the next 285,000 years.
@@ -339,7 +389,12 @@ struct Name {
 impl Storage {
     /// Opens the storage, creating the fixed tables and moving a first-release queue over.
     pub fn open(sql: SqlStorage) -> Result<Storage, MigrationError> {
-        let storage = Storage { sql };
+        let storage = Storage {
+            sql: Counted {
+                sql,
+                written: std::cell::Cell::new(0),
+            },
+        };
         for statement in SCHEMA {
             storage
                 .sql
@@ -352,7 +407,12 @@ impl Storage {
 
     /// The SQL handle, for the migration.
     pub fn sql(&self) -> &SqlStorage {
-        &self.sql
+        &self.sql.sql
+    }
+
+    /// Rows written through this storage since the object started.
+    pub fn rows_written(&self) -> u64 {
+        self.sql.written.get()
     }
 
     fn tables(&self, prefix: &str) -> worker::Result<Vec<u64>> {

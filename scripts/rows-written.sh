@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SQLite rows written per event, as the Dispatcher counts them with `SqlCursor::rows_written`
+# (the figure Cloudflare bills), over each event's life in the object: intake, sending,
+# counters. The later clean-up drops whole tables, which writes no rows.
+#
+# For each shape (single-event collects, batches of 50) a fresh `wrangler dev` with a local
+# TikTok sandbox takes EVENTS events from CLIENTS concurrent clients; once the queue is empty,
+# the object's `rows_written` divided by the events is the figure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+EVENTS=${EVENTS:-2000}
+CLIENTS=${CLIENTS:-8}
+port=18797
+sandbox_port=18798
+admin=rows-admin-token-0123456789
+
+cargo build --quiet -p ttedge-e2e --bin tiktok-sandbox
+target/debug/tiktok-sandbox --port "$sandbox_port" >/dev/null &
+sandbox=$!
+wrangler=""
+persist=""
+stop_worker() {
+  [[ -n $wrangler ]] && kill -- -"$wrangler" 2>/dev/null || true
+  [[ -n $persist ]] && rm -rf "$persist"
+  wrangler=""
+}
+trap 'stop_worker; kill "$sandbox" 2>/dev/null || true' EXIT
+
+start_worker() {
+  persist=$(mktemp -d)
+  setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$port" --persist-to "$persist" \
+    --var "TIKTOK_API_BASE:http://127.0.0.1:$sandbox_port" --var TIKTOK_ACCESS_TOKEN:rows-token \
+    --var TIKTOK_PIXEL_ID:ROWSPIXEL --var "ADMIN_TOKEN:$admin" >"$persist/wrangler.log" 2>&1 &
+  wrangler=$!
+  for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return; sleep 0.5; done
+  echo "wrangler dev did not start" >&2
+  exit 1
+}
+
+event() {
+  printf '{"event":"purchase","event_id":"%s","url":"https://shop.com/thanks?ttclid=E.C.P.x","user_data":{"email":"a@b.com","phone":"+1 555 123 4567"},"properties":{"value":10,"currency":"usd","items":[{"product_id":"sku-1","price":10}]},"consent":{"sendable_to_ads":true,"ad_storage":"granted","ad_user_data":"granted"}}' "$1"
+}
+
+# Posts request number $2 of shape $1 (1 or 50 events).
+post() {
+  local size=$1 n=$2 body
+  if [[ $size == 1 ]]; then
+    body=$(event "single-$n")
+  else
+    body='{"batch":['
+    for i in $(seq 1 "$size"); do
+      [[ $i -gt 1 ]] && body+=','
+      body+=$(event "batch-$n-$i")
+    done
+    body+=']}'
+  fi
+  curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$port/collect" \
+    -H 'Content-Type: application/json' -H 'CF-Connecting-IP: 203.0.113.7' --data "$body"
+}
+export -f post event
+export port
+
+status() { curl -fsS -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/admin/api/status"; }
+
+measure() {
+  local size=$1 requests=$((EVENTS / $1))
+  start_worker
+  answers=$(seq 1 "$requests" | xargs -P "$CLIENTS" -I{} bash -c "post $size {}")
+  if grep -qv '^202$' <<<"$answers"; then echo "a /collect answer was not 202" >&2; exit 1; fi
+  local state=""
+  for _ in $(seq 1 240); do
+    state=$(status)
+    if python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s["queued"]==0 and s["counters"]["delivered"]>=int(sys.argv[2]) else 1)' "$state" "$EVENTS"; then
+      break
+    fi
+    sleep 0.5
+  done
+  python3 - "$state" "$EVENTS" "$size" <<'PY'
+import json, sys
+s, events, size = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = s["counters"]
+assert s["queued"] == 0 and c["delivered"] == events, f"not drained: {s['queued']} queued, {c['delivered']} delivered"
+shape = "single-event collects" if size == "1" else f"batches of {size}"
+print(f"rows written per event, {shape}: {s['rows_written'] / events:.3f} "
+      f"({s['rows_written']} rows for {events} events, {c['requests']} TikTok requests)")
+PY
+  stop_worker
+}
+
+measure 1
+measure 50
