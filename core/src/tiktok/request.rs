@@ -511,7 +511,7 @@ mod tests {
             r#"{"event":"Purchase","event_id":"a"}"#,
             r#"{"event":"Lead"}"#,
         ];
-        let raw: Vec<Box<RawValue>> = elements
+        let raw: Vec<alloc::boxed::Box<RawValue>> = elements
             .iter()
             .map(|e| RawValue::from_string((*e).into()).unwrap())
             .collect();
