@@ -66,12 +66,9 @@ async fn cookie_requests(
 
     // A new visitor (no cookie, no ttclid in the URL): a new _ttp is minted, on the
     // registrable domain of the collect host, and nothing else is set.
-    let answer = client
-        .send(
-            client.browser_post(&json!({"event": "page_view", "event_id": "e2e-new-visitor",
-                                          "url": format!("{SITE}/"), "consent": granted})),
-        )
-        .await?;
+    let first_visit = json!({"event": "page_view", "event_id": "e2e-new-visitor",
+                             "url": format!("{SITE}/"), "consent": granted});
+    let answer = client.send(client.browser_post(&first_visit)).await?;
     checks.eq(
         format!("new visitor: status ({})", answer.show()),
         answer.status,

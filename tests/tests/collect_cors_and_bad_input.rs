@@ -4,9 +4,9 @@
 //! One Worker in the everyday single-site configuration, one scenario in order:
 //!
 //! 1. CORS: the preflight from each allowed origin (`https://` origins and `http://localhost`)
-//!    is answered 204 with the origin, credentials, POST and `Content-Type`, and `Vary:
-//!    Origin`; preflights and posts from origins not in `SITE_ORIGINS` get 403 and no CORS
-//!    header nor cookie.
+//!    is answered 204 with the origin, credentials, POST, `Content-Type` and
+//!    `Vary: Origin`; preflights and posts from origins not in `SITE_ORIGINS` get 403 and no
+//!    CORS header nor cookie.
 //! 2. Bad input: wrong methods (405 with `Allow`), wrong or missing content types (415),
 //!    malformed JSON, fields of the wrong type (with the path of the field), a batch of 101
 //!    events, an empty batch, and bodies over 64 KiB: each gets its status, a JSON error
@@ -55,7 +55,7 @@ async fn refusals_forward_nothing_and_limits_are_inclusive() -> anyhow::Result<(
     Ok(())
 }
 
-/// A valid event, posted from places it may not come from.
+/// A valid event, refused for where it comes from or how it is posted.
 fn refused_event() -> Value {
     json!({"event": "purchase", "event_id": "e2e-foreign-1",
            "properties": {"value": 10, "currency": "USD"}})

@@ -1,7 +1,8 @@
-//! The Worker's routes besides `POST /collect`, end to end under `wrangler dev`: `GET
-//! /healthz` says the Worker is configured, `GET /sdk.js` is the JavaScript SDK posting to
-//! `/collect` with credentials, an unknown path is a JSON 404, and `GET /admin/api/status`
-//! without the admin token is refused (401). None of them sends anything to TikTok.
+//! The Worker's routes besides `POST /collect`, end to end under `wrangler dev`:
+//! `GET /healthz` says the Worker is configured, `GET /sdk.js` is the JavaScript SDK posting
+//! to `/collect` with credentials, an unknown path is a JSON 404, and
+//! `GET /admin/api/status` without the admin token is refused (401). None of them sends
+//! anything to TikTok.
 //!
 //! One Worker in the everyday single-site configuration. Every failed expectation is recorded
 //! and all are reported at the end ([`Checks`]); the access token and personal data appear
