@@ -43,6 +43,7 @@
 //! ```
 
 pub mod browser;
+pub mod collect;
 pub mod hostile;
 pub mod mock;
 pub mod pages;
