@@ -443,9 +443,14 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         Some(_) => repo_root().join("docs/dashboard.png"),
         None => repo_root().join("target/e2e-logs/dashboard.png"),
     };
-    // The whole page, charts included: the window grows to the page's height.
+    // The whole page, charts included: the window grows to fit it.
     let height = browser
-        .execute("return document.documentElement.scrollHeight", vec![])
+        .execute(
+            // The window's own bars take part of its height: they are added.
+            "return document.documentElement.scrollHeight + window.outerHeight - \
+             window.innerHeight",
+            vec![],
+        )
         .await?
         .as_u64()
         .context("no page height")?;
