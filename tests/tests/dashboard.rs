@@ -1,7 +1,9 @@
 //! The dashboard at `/admin` (issue 4, "Dashboard"): its login and session cookie over HTTP,
 //! then in a real headless Chromium — log in, compare the page's figures with the health API,
-//! press Test, toggle live, and save the screenshot the README shows.
+//! read the hourly charts bar by bar, press Test, toggle live, and save the screenshot the
+//! README shows.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -72,6 +74,66 @@ async fn traffic(site: &Site) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// What the hourly charts draw: each series is a field of the health API's `hourly[]`.
+const CHART_SERIES: [&str; 7] = [
+    "received",
+    "delivered",
+    "parked",
+    "failed_calls",
+    "p50",
+    "p95",
+    "p99",
+];
+
+/// Figures by (series, hour start in ms).
+type Points = BTreeMap<(String, u64), u64>;
+
+/// Every bar and point of the page's hourly charts, from their `data-series`,
+/// `data-hour-ms` and `data-value`.
+async fn chart_points(browser: &Browser) -> anyhow::Result<Points> {
+    let found = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('svg [data-series]')).map(e => \
+             [e.getAttribute('data-series'), e.getAttribute('data-hour-ms'), \
+             e.getAttribute('data-value')])",
+            vec![],
+        )
+        .await?;
+    let mut points = Points::new();
+    for item in found.as_array().context("not an array")? {
+        let field = |i: usize| item[i].as_str().with_context(|| format!("{item}"));
+        let series = field(0)?.to_string();
+        let hour: u64 = field(1)?.parse().with_context(|| format!("{item}"))?;
+        let value: u64 = field(2)?.parse().with_context(|| format!("{item}"))?;
+        anyhow::ensure!(
+            points.insert((series, hour), value).is_none(),
+            "two elements for {item}"
+        );
+    }
+    Ok(points)
+}
+
+/// The figures of `health["hourly"]` the charts must draw (latencies only for hours with
+/// calls).
+fn expected_points(health: &Value) -> anyhow::Result<Points> {
+    let mut points = Points::new();
+    for hour in health["hourly"].as_array().context("no hourly series")? {
+        let hour_ms = hour["hour_ms"]
+            .as_u64()
+            .with_context(|| format!("{hour}"))?;
+        for series in CHART_SERIES {
+            if let Some(value) = hour[series].as_u64() {
+                points.insert((series.to_string(), hour_ms), value);
+            }
+        }
+    }
+    Ok(points)
+}
+
+fn hours(points: &Points) -> BTreeSet<u64> {
+    points.keys().map(|(_, hour)| *hour).collect()
 }
 
 #[tokio::test]
@@ -306,6 +368,44 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         "one parked event with its replay button"
     );
 
+    // The hourly charts draw the health API's `hourly` series, bar by bar and point by point.
+    let mut drawn = chart_points(&browser).await?;
+    let mut hourly = expected_points(&health)?;
+    if hours(&drawn) != hours(&hourly) {
+        // The hour turned between the API's answer and the page: read both again.
+        browser.goto(&format!("{base}/admin")).await?;
+        drawn = chart_points(&browser).await?;
+        let health = site
+            .admin_get(&format!("/admin/api/destinations/{HOST}/health"))
+            .await?;
+        hourly = expected_points(&health)?;
+    }
+    assert_eq!(
+        drawn, hourly,
+        "the charts are the health API's hourly figures"
+    );
+    assert_eq!(hours(&drawn).len(), 25, "25 hours: {drawn:?}");
+    let series_total = |name: &str| -> u64 {
+        drawn
+            .iter()
+            .filter(|((series, _), _)| series == name)
+            .map(|(_, value)| value)
+            .sum()
+    };
+    // The traffic above: 7 received, 6 delivered, 1 parked, calls with their latency.
+    assert_eq!(series_total("received"), 7, "{drawn:?}");
+    assert_eq!(series_total("delivered"), 6, "{drawn:?}");
+    assert_eq!(series_total("parked"), 1, "{drawn:?}");
+    assert!(
+        drawn.keys().any(|(series, _)| series == "p50"),
+        "a latency point: {drawn:?}"
+    );
+    let page_text = browser
+        .execute("return document.body.textContent", vec![])
+        .await?;
+    let page_text = page_text.as_str().context("no page text")?;
+    assert!(!page_text.contains("No hourly data yet"), "{page_text}");
+
     // Test: the result with its latency and coaching, sent with the destination's test code.
     let requests_before = site.tiktok.requests().len();
     browser
@@ -343,6 +443,21 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         Some(_) => repo_root().join("docs/dashboard.png"),
         None => repo_root().join("target/e2e-logs/dashboard.png"),
     };
+    // The whole page, charts included: the window grows to fit it.
+    let height = browser
+        .execute(
+            // The window's own bars take part of its height: they are added.
+            "return document.documentElement.scrollHeight + window.outerHeight - \
+             window.innerHeight",
+            vec![],
+        )
+        .await?
+        .as_u64()
+        .context("no page height")?;
+    browser
+        .client()
+        .set_window_size(1280, u32::try_from(height.clamp(1_600, 4_000))?)
+        .await?;
     browser.screenshot(&shot).await?;
     assert!(std::fs::metadata(&shot)?.len() > 10_000);
 

@@ -30,15 +30,16 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 use ttedge_core::connection;
 use ttedge_core::destination::{self, parse_baseline, parse_live, parse_settings, SettingsError};
 use ttedge_core::quality::MatchQuality;
 use ttedge_core::seal;
 use worker::{Env, Method, Request, Response};
 
+use super::views::{DestinationList, DestinationView};
 use crate::config::{self, SiteConfig, Source};
-use crate::config_store::{self, Put, StoredDestination};
+use crate::config_store::{self, Put};
 use crate::dispatcher::client::TestAnswer;
 use crate::dispatcher::report::Health;
 use crate::dispatcher::{self, ConversionQuery, ParkedPage, Replay, TestCall};
@@ -106,7 +107,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
     let host = checked_host(host)?;
     match (action, req.method()) {
         ("", Method::Get) => match config_store::get(env, &host).await? {
-            Some(stored) => Ok(Response::from_json(&view(&stored))?),
+            Some(stored) => Ok(Response::from_json(&DestinationView::stored(&stored))?),
             None => Err(unknown_destination(&host)),
         },
         ("", Method::Put) => {
@@ -118,7 +119,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
                 return Err(unknown_destination(&host));
             }
             config::forget(&host);
-            Ok(Response::from_json(&json!({ "deleted": host }))?)
+            Ok(Response::from_json(&Deleted { deleted: host })?)
         }
         ("live", _) => {
             let live = parse_live(&body(&mut req).await?).map_err(settings_error)?;
@@ -126,7 +127,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
                 .await?
                 .ok_or_else(|| unknown_destination(&host))?;
             config::forget(&host);
-            Ok(Response::from_json(&view(&stored))?)
+            Ok(Response::from_json(&DestinationView::stored(&stored))?)
         }
         ("baseline", _) => {
             let baseline = parse_baseline(&body(&mut req).await?).map_err(settings_error)?;
@@ -216,46 +217,22 @@ async fn put(env: &Env, host: &str, body: &[u8]) -> Answer {
     let answer = config_store::put(env, &put).await?;
     config::forget(host);
     let status = if answer.created { 201 } else { 200 };
-    Ok(Response::from_json(&view(&answer.stored))?.with_status(status))
-}
-
-/// A stored destination as answers show it: the settings, the token masked.
-pub fn view(stored: &StoredDestination) -> Value {
-    let mut view = serde_json::to_value(&stored.settings).unwrap_or_else(|_| json!({}));
-    view["host"] = json!(stored.host);
-    view["access_token"] = json!(stored.token_mask);
-    view["baselines"] = json!(stored.baselines);
-    view["updated_ms"] = json!(stored.updated_ms);
-    view["source"] = json!("admin");
-    view
-}
-
-/// The `wrangler.toml` default destination as answers show it.
-fn default_view(site: &SiteConfig) -> Value {
-    json!({
-        "host": null,
-        "source": "vars",
-        "pixel_id": site.destination.pixel_id,
-        "access_token": seal::mask(&site.access_token),
-        "test_event_code": site.destination.test_event_code,
-        "live": site.live,
-        "site_origins": site.site_origins,
-        "cookie_domain": site.cookie_domain,
-        "rate_limit_per_minute": site.rate_limit_per_minute,
-    })
+    Ok(Response::from_json(&DestinationView::stored(&answer.stored))?.with_status(status))
 }
 
 /// `GET /admin/api/destinations`.
-pub async fn destination_list(env: &Env) -> std::result::Result<Value, ApiError> {
+pub async fn destination_list(env: &Env) -> std::result::Result<DestinationList, ApiError> {
     let stored = config_store::list(env).await?;
     let default = match config::has_default(env) {
-        true => config::load(env).ok().map(|site| default_view(&site)),
+        true => config::load(env)
+            .ok()
+            .map(|site| DestinationView::default_destination(&site)),
         false => None,
     };
-    Ok(json!({
-        "destinations": stored.iter().map(view).collect::<Vec<_>>(),
-        "default": default,
-    }))
+    Ok(DestinationList {
+        destinations: stored.iter().map(DestinationView::stored).collect(),
+        default,
+    })
 }
 
 /// The Dispatcher's health of `site`, with the recovery against each imported baseline.
@@ -333,6 +310,13 @@ pub struct ConnectionTest {
     pub event_id: String,
     /// The test event's match quality, with its coaching.
     pub emq: Option<MatchQuality>,
+}
+
+/// `DELETE /admin/api/destinations/{host}`: `{"deleted": host}`.
+#[derive(Debug, Serialize)]
+struct Deleted {
+    /// The host whose destination was deleted.
+    deleted: String,
 }
 
 /// Reads `{}` or `{"event_ids": ["...", ...]}`; every error names its field.

@@ -1,5 +1,6 @@
 //! The operator's side: the JSON API under `/admin/api/` ([`api`]) and the dashboard page at
-//! `/admin` ([`page`]), both behind the `ADMIN_TOKEN` secret.
+//! `/admin` ([`page`]), which share the destination [`views`]; both are behind the
+//! `ADMIN_TOKEN` secret.
 //!
 //! Without `ADMIN_TOKEN`, admin is off (404 with a message). A caller proves itself with
 //! `Authorization: Bearer <ADMIN_TOKEN>` or with the dashboard's signed session cookie.
@@ -9,6 +10,7 @@
 
 mod api;
 mod page;
+pub mod views;
 
 use ttedge_core::cookie;
 use ttedge_core::hashing::sha256_hex;

@@ -5,7 +5,6 @@
 //! `SameSite=Strict`, expiring after [`SESSION_TTL_MS`]); the page's script then calls the
 //! JSON API with that cookie. Wrong tokens count against the client's IP like the API's.
 
-use serde_json::Value;
 use ttedge_core::session;
 use worker::{Env, Headers, Method, Request, Response, Result};
 
@@ -110,44 +109,42 @@ async fn login(mut req: Request, env: &Env, admin_token: &str) -> Answer {
 /// The dashboard of the destination picked by `?host=` (else the first one).
 async fn dashboard_page(req: &Request, env: &Env) -> Answer {
     let list = api::destination_list(env).await?;
-    let mut destinations: Vec<Value> = list["destinations"].as_array().cloned().unwrap_or_default();
+    let mut destinations = list.destinations;
     let url = req.url()?;
-    if !list["default"].is_null() {
+    if let Some(mut default) = list.default {
         // The default serves every host without a stored destination, this one included
         // unless it has its own: the page acts on it through this host.
-        let mut default = list["default"].clone();
         let here = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        if !destinations.iter().any(|d| d["host"] == here.as_str()) {
-            default["host"] = Value::from(here);
+        if !destinations
+            .iter()
+            .any(|d| d.host.as_deref() == Some(here.as_str()))
+        {
+            default.host = Some(here);
         }
         destinations.push(default);
     }
     let asked = runtime::query(&url, "host");
     let selected = destinations
         .iter()
-        .find(|d| asked.is_some() && d["host"].as_str() == asked.as_deref())
-        .or_else(|| destinations.first())
-        .cloned();
-    let (health, parked) = match &selected {
+        .find(|d| asked.is_some() && d.host == asked)
+        .or_else(|| destinations.first());
+    let (health, parked) = match selected {
         Some(destination) => {
-            let site = match destination["host"].as_str() {
+            let site = match &destination.host {
                 Some(host) => config::for_host(env, host).await?,
                 None => std::rc::Rc::new(config::load(env)?),
             };
             let health = api::health(env, &site).await?;
             let parked = dispatcher::parked(env, &site, ParkedPage::FIRST).await?;
-            let health = serde_json::to_value(&health).map_err(worker::Error::from)?;
-            let parked = serde_json::to_value(&parked).map_err(worker::Error::from)?;
             (Some(health), Some(parked))
         }
         None => (None, None),
     };
-    let selected_host = selected.as_ref().and_then(|d| d["host"].as_str());
     html(
         200,
         dashboard::render_dashboard(&DashboardView {
             destinations: &destinations,
-            selected: selected_host,
+            selected: selected.and_then(|d| d.host.as_deref()),
             health: health.as_ref(),
             parked: parked.as_ref(),
         }),

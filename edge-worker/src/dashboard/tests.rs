@@ -1,0 +1,566 @@
+//! The renderer against typed answers: figures and their `data-metric` names, the hourly
+//! charts' data attributes, escaping, and nothing loaded from another host.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use ttedge_core::destination::{Baseline, BaselineRecovery};
+use ttedge_core::health::{
+    self, Counts, EmqReport, HourPoint, Recovery, WindowTotals, Windows, HOUR_MS,
+};
+use ttedge_core::quality::{Factor, MissingFactor};
+
+use super::charts::{nice_ceil, ERRORS, LATENCY, VOLUME};
+use super::format::NONE;
+use super::*;
+use crate::admin::views::{DestinationKind, StoredFields};
+use crate::dispatcher::report::{Current, ParkedListed, RateWindow, RecoveryReport};
+
+const NOW: u64 = 1_764_000_000_000;
+
+fn stored_fields(updated_ms: u64) -> DestinationKind {
+    DestinationKind::Admin(StoredFields {
+        baseline_pixel_code: None,
+        event_overrides: BTreeMap::new(),
+        custom_events: true,
+        conversion_events: Vec::new(),
+        baselines: vec![Baseline {
+            from: "2026-11-01".into(),
+            to: "2026-11-07".into(),
+            pixel_conversions: 120,
+        }],
+        updated_ms,
+    })
+}
+
+fn destination(host: Option<&str>, kind: DestinationKind) -> DestinationView {
+    DestinationView {
+        host: host.map(str::to_string),
+        pixel_id: "CABC123".into(),
+        access_token: "…1234".into(),
+        test_event_code: Some("TEST123".into()),
+        live: false,
+        site_origins: vec!["https://shop.com".into()],
+        cookie_domain: None,
+        rate_limit_per_minute: 1000,
+        kind,
+    }
+}
+
+fn destinations() -> Vec<DestinationView> {
+    let mut other = destination(Some("t.other.com"), DestinationKind::Vars);
+    other.test_event_code = None;
+    other.live = true;
+    vec![destination(Some("t.shop.com"), stored_fields(NOW)), other]
+}
+
+fn window(received: u64, p95: u64) -> WindowTotals {
+    WindowTotals {
+        counts: Counts {
+            received,
+            delivered: received - 4,
+            retried: 3,
+            parked: 4,
+            held: 2,
+            skipped: 1,
+            rejected: 0,
+            not_live: 5,
+            requests: 20,
+            calls: 20,
+            failed_calls: 1,
+            conversions: 9,
+            conversions_unseen: 2,
+            ..Counts::default()
+        },
+        success_rate: Some(0.97333),
+        error_rate: Some(0.05),
+        p50: Some(120),
+        p95: Some(p95),
+        p99: Some(900),
+        max: Some(1200),
+    }
+}
+
+/// 25 hours; every fifth has no calls, so no latency.
+fn hourly() -> Vec<HourPoint> {
+    let hour0 = NOW / HOUR_MS * HOUR_MS - 24 * HOUR_MS;
+    (0..25)
+        .map(|i| {
+            let busy = i % 5 != 0;
+            HourPoint {
+                hour_ms: hour0 + i * HOUR_MS,
+                received: i * 7,
+                delivered: i * 6,
+                retried: 0,
+                parked: i % 3,
+                failed_calls: i % 4,
+                calls: i,
+                p50: busy.then_some(100 + i),
+                p95: busy.then_some(300 + 4 * i),
+                p99: busy.then_some(700),
+            }
+        })
+        .collect()
+}
+
+fn current() -> Current {
+    Current {
+        // `CallRecord` is the Dispatcher's own type: read from its JSON, as the API sends it.
+        last_errors: serde_json::from_value(json!([{"at_ms": 1_763_999_000_000u64,
+            "latency_ms": 80, "verdict": "reject", "events": 3, "http_status": 200,
+            "tiktok_code": 40001, "message": "Invalid \"pixel\" & token",
+            "hint": "<script>alert(1)</script> check the token"}]))
+        .expect("a call record"),
+        queue_depth: 7,
+        parked: 4,
+        oldest_queued_age_ms: Some(183_422),
+        rate_window: RateWindow {
+            used: 850,
+            limit: 1000,
+        },
+    }
+}
+
+fn health() -> Health {
+    Health {
+        now_ms: NOW,
+        windows: Windows {
+            last_hour: window(30, 412),
+            last_24h: window(154, 450),
+            last_7d: window(1000, 480),
+        },
+        hourly: hourly(),
+        current: current(),
+        emq: EmqReport {
+            events: 200,
+            mean: Some(63.44),
+            histogram: [0, 1, 2, 5, 10, 30, 50, 60, 30, 12],
+            below_threshold_share: Some(0.4),
+            most_missing: vec![
+                MissingFactor {
+                    factor: Factor::Phone,
+                    events: 3,
+                    share: 0.015,
+                    mean_gain: 25.0,
+                },
+                MissingFactor {
+                    factor: Factor::Email,
+                    events: 2,
+                    share: 0.01,
+                    mean_gain: 12.34,
+                },
+            ],
+        },
+        recovery: RecoveryReport {
+            totals: Recovery {
+                conversions_delivered: 9,
+                unseen_by_pixel: 2,
+                unseen_share: Some(0.2222),
+            },
+            baselines: vec![BaselineRecovery {
+                from: "2026-11-01".into(),
+                to: "2026-11-07".into(),
+                pixel_conversions: 120,
+                server_conversions: 150,
+                delta: -30,
+                recovered_share: Some(0.25),
+            }],
+        },
+    }
+}
+
+fn parked_page() -> ParkedList {
+    ParkedList {
+        events: vec![ParkedListed {
+            seq: 1,
+            event_id: "ord-1\"><img src=x>".into(),
+            event_name: "CompletePayment".into(),
+            http_status: 200,
+            tiktok_code: Some(40002),
+            message: "bad value".into(),
+            hint: "fix the value".into(),
+            attempts: 1,
+            parked_at_ms: 1_763_990_000_000,
+        }],
+        next_after: None,
+        total: 1,
+    }
+}
+
+fn render(health: Option<&Health>, parked: Option<&ParkedList>) -> String {
+    render_dashboard(&DashboardView {
+        destinations: &destinations(),
+        selected: Some("t.shop.com"),
+        health,
+        parked,
+    })
+}
+
+fn sample() -> String {
+    render(Some(&health()), Some(&parked_page()))
+}
+
+/// The text of the element with `data-metric="name"`.
+fn metric<'a>(html: &'a str, name: &str) -> Option<&'a str> {
+    let attribute = format!("data-metric=\"{name}\">");
+    let start = html.find(&attribute)? + attribute.len();
+    html[start..].split('<').next()
+}
+
+/// The value of `name="…"` in the tag that starts at the beginning of `tag`.
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let tag = &tag[..tag.find('>')?];
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    tag[start..].split('"').next()
+}
+
+/// Every hourly bar and point as `(data-series, data-hour-ms) → data-value`, with the tag
+/// name (`rect` or `circle`) that draws it.
+fn chart_data(html: &str) -> BTreeMap<(String, u64), (u64, &str)> {
+    let mut found = BTreeMap::new();
+    for (at, _) in html.match_indices('<') {
+        let tag = &html[at + 1..];
+        if attribute(tag, "data-series").is_none() {
+            continue;
+        }
+        let read = |name| {
+            attribute(tag, name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} of {}", &tag[..80.min(tag.len())]))
+        };
+        let series = attribute(tag, "data-series")
+            .unwrap_or_default()
+            .to_string();
+        let element = tag.split(' ').next().unwrap_or_default();
+        let previous = found.insert(
+            (series, read("data-hour-ms")),
+            (read("data-value"), element),
+        );
+        assert!(previous.is_none(), "one element per series and hour");
+    }
+    found
+}
+
+/// Every URL an attribute or CSS of `html` points at. Data cannot fake one: a `"` in
+/// data is escaped.
+fn references(html: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for attr in [" src=\"", " href=\"", " action=\"", " srcset=\"", "url("] {
+        for (at, _) in html.match_indices(attr) {
+            let value = &html[at + attr.len()..];
+            found.push(value.split(['"', ')']).next().unwrap_or(value));
+        }
+    }
+    found
+}
+
+#[test]
+fn figures_carry_their_metric_names() {
+    let html = sample();
+    let expect = [
+        ("last_hour.received", "30"),
+        ("last_hour.p95", "412"),
+        ("last_24h.delivered", "150"),
+        ("last_24h.not_live", "5"),
+        ("last_24h.success_rate", "97.3"),
+        ("last_24h.error_rate", "5.0"),
+        ("last_7d.p99", "900"),
+        ("current.queue_depth", "7"),
+        ("current.parked", "4"),
+        ("current.oldest_queued_age_s", "183"),
+        ("current.rate_window.used", "850"),
+        ("current.rate_window.limit", "1000"),
+        ("emq.mean", "63.4"),
+        ("emq.events", "200"),
+        ("emq.below_threshold_share", "40.0"),
+        ("emq.histogram.0", "0"),
+        ("emq.histogram.7", "60"),
+        ("emq.most_missing.0.events", "3"),
+        ("emq.most_missing.0.gain", "25.0"),
+        ("emq.most_missing.0.share", "1.5"),
+        ("emq.most_missing.1.gain", "12.3"),
+        ("emq.most_missing.1.share", "1.0"),
+        ("recovery.conversions_delivered", "9"),
+        ("recovery.unseen_by_pixel", "2"),
+        ("recovery.unseen_share", "22.2"),
+        ("recovery.baselines.0.pixel_conversions", "120"),
+        ("recovery.baselines.0.server_conversions", "150"),
+        ("recovery.baselines.0.delta", "-30"),
+        ("recovery.baselines.0.recovered_share", "25.0"),
+        ("parked.total", "1"),
+    ];
+    for (name, value) in expect {
+        assert_eq!(metric(&html, name), Some(value), "{name}");
+        assert_eq!(html.matches(&format!("data-metric=\"{name}\"")).count(), 1);
+    }
+    assert!(html.contains("<td>phone</td>"), "factors by their API name");
+    assert!(
+        html.contains("<dd>2025-11-24 16:00</dd>"),
+        "updated, in UTC"
+    );
+}
+
+#[test]
+fn hourly_charts_draw_every_hour_with_its_figures() {
+    let health = health();
+    let html = sample();
+    assert!(!html.contains("No hourly data yet"));
+    let drawn = chart_data(&html);
+    // What the charts must show: each series' field of `hourly[]` as the API serialises it,
+    // so a `data-series` name is also the JSON field a test compares it with.
+    let mut expected = BTreeMap::new();
+    for (series, element) in [
+        (&VOLUME[..], "rect"),
+        (&ERRORS, "rect"),
+        (&LATENCY, "circle"),
+    ] {
+        for s in series {
+            for point in &health.hourly {
+                let json = serde_json::to_value(point).expect("an hour serialises");
+                assert_eq!(
+                    json[s.key].as_u64(),
+                    (s.value)(point),
+                    "{} is hourly[].{}",
+                    s.key,
+                    s.key
+                );
+                if let Some(v) = json[s.key].as_u64() {
+                    expected.insert((s.key.to_string(), point.hour_ms), (v, element));
+                }
+            }
+        }
+    }
+    assert_eq!(drawn, expected);
+    // 25 bars per count series; latencies skip the 5 hours without calls.
+    let per_series: BTreeMap<&str, usize> = drawn.keys().fold(BTreeMap::new(), |mut m, (s, _)| {
+        *m.entry(s.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(per_series["received"], 25);
+    assert_eq!(per_series["failed_calls"], 25);
+    assert_eq!(per_series["p95"], 20);
+    // Heights are to scale: 168 received on an axis up to 200 is 99 of the 118 units high;
+    // a zero bar has no height.
+    let last = health.hourly[24].hour_ms;
+    let tallest = format!("data-series=\"received\" data-hour-ms=\"{last}\"");
+    let bar = html.find(&tallest).expect("the last hour's bar");
+    let tag = &html[html[..bar].rfind('<').expect("its tag")..];
+    assert_eq!(attribute(tag, "height"), Some("99"), "{}", &tag[..120]);
+    let first = health.hourly[0].hour_ms;
+    let zero = format!("height=\"0\" data-series=\"received\" data-hour-ms=\"{first}\"");
+    assert!(html.contains(&zero));
+    assert!(html.contains(">200</text>"), "the axis top");
+}
+
+#[test]
+fn controls_are_present() {
+    let html = sample();
+    assert!(html.contains("data-action=\"test\" data-host=\"t.shop.com\""));
+    assert!(html.contains("id=\"test-result-t.shop.com\""));
+    assert!(html.contains("id=\"test-result-t.other.com\""));
+    assert!(html.contains("data-action=\"live\" data-host=\"t.shop.com\" data-live=\"false\""));
+    // A destination from vars is always live and has no switch.
+    assert!(!html.contains("data-action=\"live\" data-host=\"t.other.com\""));
+    assert!(html.contains("<button data-action=\"replay\" data-host=\"t.shop.com\">"));
+    assert!(html.contains("data-event-id=\"ord-1&quot;&gt;&lt;img src=x&gt;\""));
+    assert!(html.contains("href=\"/admin?host=t.other.com\""));
+    assert!(html.contains("action=\"/admin/logout\""));
+    assert!(html.contains("'X-Requested-With': 'ttedge'"));
+    assert_eq!(
+        html.matches("<polyline").count(),
+        3 * 5,
+        "lines break at hours without calls"
+    );
+}
+
+#[test]
+fn data_is_escaped() {
+    let html = sample();
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the page's own script"
+    );
+    assert!(!html.contains("<img"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; check the token"));
+    assert!(html.contains("Invalid &quot;pixel&quot; &amp; token"));
+
+    let nasty = "x\"><script>alert('h')</script>";
+    let mut dest = destination(Some(nasty), stored_fields(NOW));
+    dest.site_origins = vec!["<b>o</b>".into()];
+    dest.pixel_id = "<i>p</i>".into();
+    let html = render_dashboard(&DashboardView {
+        destinations: &[dest],
+        selected: Some(nasty),
+        health: None,
+        parked: None,
+    });
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(!html.contains("<b>") && !html.contains("<i>"));
+    assert!(
+        html.contains("href=\"/admin?host=x%22%3E%3Cscript%3Ealert%28%27h%27%29%3C%2Fscript%3E\"")
+    );
+    assert!(
+        html.contains("data-host=\"x&quot;&gt;&lt;script&gt;alert(&#39;h&#39;)&lt;/script&gt;\"")
+    );
+}
+
+#[test]
+fn nothing_is_loaded_from_another_host() {
+    let (page, login) = (sample(), render_login(None));
+    let found: Vec<&str> = references(&page)
+        .into_iter()
+        .chain(references(&login))
+        .collect();
+    assert!(found.len() > 5, "{found:?}");
+    for reference in found {
+        assert!(
+            reference.starts_with('/') && !reference.starts_with("//"),
+            "{reference}"
+        );
+    }
+    for asset in [CSS, JS] {
+        assert!(!asset.contains("://") && !asset.contains("url(") && !asset.contains("@import"));
+    }
+}
+
+#[test]
+fn figures_without_a_value_show_a_dash() {
+    // No bucket at all: rates, percentiles and means have no value; counts are 0.
+    let report = health::report(&[], NOW);
+    let empty = Health {
+        now_ms: NOW,
+        windows: report.windows,
+        hourly: report.hourly,
+        current: Current {
+            last_errors: Vec::new(),
+            oldest_queued_age_ms: None,
+            ..current()
+        },
+        emq: report.emq,
+        recovery: RecoveryReport {
+            totals: report.recovery,
+            baselines: Vec::new(),
+        },
+    };
+    let html = render(
+        Some(&empty),
+        Some(&ParkedList {
+            events: Vec::new(),
+            next_after: None,
+            total: 0,
+        }),
+    );
+    for name in [
+        "last_hour.success_rate",
+        "last_24h.error_rate",
+        "last_7d.p95",
+        "current.oldest_queued_age_s",
+        "emq.mean",
+        "emq.below_threshold_share",
+        "recovery.unseen_share",
+    ] {
+        assert_eq!(metric(&html, name), Some(NONE), "{name}");
+    }
+    for name in ["last_hour.received", "emq.events", "parked.total"] {
+        assert_eq!(metric(&html, name), Some("0"), "{name}");
+    }
+    // Empty hours are drawn as zero bars; hours without calls have no latency point.
+    let drawn = chart_data(&html);
+    assert_eq!(drawn.len(), 25 * 4);
+    assert!(drawn.values().all(|(v, _)| *v == 0));
+    assert!(html.contains("No failed calls.") && html.contains("No pixel baseline"));
+    assert!(html.ends_with("</html>"));
+
+    // No hours at all: the charts say so.
+    let no_hours = Health {
+        hourly: Vec::new(),
+        ..empty
+    };
+    let html = render(Some(&no_hours), None);
+    assert_eq!(html.matches("No hourly data yet.").count(), 3);
+    assert!(!html.contains("data-series"));
+    assert!(html.contains("The parked events are not available right now."));
+}
+
+#[test]
+fn without_an_answer_the_page_says_so() {
+    let html = render(None, None);
+    assert!(html.contains("The health of t.shop.com is not available right now."));
+    assert!(html.contains("The parked events are not available right now."));
+    assert!(!html.contains("data-metric"));
+    assert!(html.ends_with("</html>"));
+}
+
+#[test]
+fn without_destinations_the_page_says_so() {
+    let html = render_dashboard(&DashboardView {
+        destinations: &[],
+        selected: None,
+        health: None,
+        parked: None,
+    });
+    assert!(html.contains("No destinations are configured yet."));
+    assert!(!html.contains("data-metric"));
+    // A default without a host of its own has no card and no link either.
+    let html = render_dashboard(&DashboardView {
+        destinations: &[destination(None, DestinationKind::Vars)],
+        selected: None,
+        health: None,
+        parked: None,
+    });
+    assert!(html.contains("No destinations are configured yet."));
+    assert!(!html.contains("/admin?host="));
+}
+
+#[test]
+fn login_form_posts_the_token() {
+    let html = render_login(Some("Wrong <token>"));
+    assert!(html.contains("<form method=\"post\" action=\"/admin/login\">"));
+    assert!(html.contains("name=\"token\" type=\"password\""));
+    assert!(html.contains("Wrong &lt;token&gt;"));
+    assert!(!render_login(None).contains("role=\"alert\""));
+    assert!(!html.contains("<script"));
+}
+
+#[test]
+fn axis_tops_are_round() {
+    assert_eq!(nice_ceil(0), 1);
+    assert_eq!(nice_ceil(1), 1);
+    assert_eq!(nice_ceil(2), 2);
+    assert_eq!(nice_ceil(3), 5);
+    assert_eq!(nice_ceil(420), 500);
+    assert_eq!(nice_ceil(168), 200);
+    assert_eq!(nice_ceil(u64::MAX), u64::MAX);
+}
+
+#[test]
+fn css_and_script_stay_small() {
+    assert!(
+        CSS.len() + JS.len() <= 8 * 1024,
+        "{} bytes",
+        CSS.len() + JS.len()
+    );
+    assert!(!JS.contains("</script"));
+    assert!(!JS.contains("innerHTML"));
+}
+
+#[test]
+fn series_names_are_distinct() {
+    let keys: BTreeSet<&str> = VOLUME
+        .iter()
+        .chain(&ERRORS)
+        .chain(&LATENCY)
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(keys.len(), 7);
+}
+
+/// `TTEDGE_DASHBOARD_SAMPLE=/tmp/dashboard-sample.html cargo test ... dashboard` writes the
+/// sample page there, to look at it in a browser.
+#[test]
+fn sample_page() {
+    if let Ok(path) = std::env::var("TTEDGE_DASHBOARD_SAMPLE") {
+        std::fs::write(path, sample()).expect("the sample page is written");
+    }
+}
