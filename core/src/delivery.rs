@@ -187,6 +187,14 @@ pub fn next_batch(lanes: &[Queued], window: &mut SlidingWindow, now_ms: u64) -> 
     Next::Send(Planned { lane: index, count })
 }
 
+/// The counters of one call to TikTok that came back with `verdict`: a call, and a failed
+/// one unless TikTok took the request (a partial success is not a failure). The send loop
+/// and the connection test count their calls alike.
+pub fn call_counts(verdict: &Verdict) -> [(Metric, u64); 2] {
+    let failed = matches!(verdict, Verdict::Retry(_) | Verdict::Reject(_));
+    [(Metric::Calls, 1), (Metric::FailedCalls, u64::from(failed))]
+}
+
 /// A sent batch as [`Lane::settle`] needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SentBatch {
@@ -258,12 +266,9 @@ impl Lane {
         self.in_flight = false;
         let events = u64::from(batch.events);
         let mut settlement = Settlement {
-            counts: alloc::vec![(Metric::Calls, 1)],
+            counts: call_counts(verdict).to_vec(),
             ..Settlement::default()
         };
-        if matches!(verdict, Verdict::Retry(_) | Verdict::Reject(_)) {
-            settlement.counts.push((Metric::FailedCalls, 1));
-        }
         match verdict {
             Verdict::Delivered | Verdict::PartiallyDelivered(_) => {
                 settlement.delivered = true;

@@ -79,7 +79,7 @@ fn remember(cache: &mut HashMap<String, CachedSite>, host: String, entry: Cached
 
 /// Where a destination's settings come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub enum Provenance {
     /// `wrangler.toml` vars and the `TIKTOK_ACCESS_TOKEN` secret.
     Vars,
     /// Stored through the admin API for this site host; the token is sealed under
@@ -91,7 +91,7 @@ pub enum Source {
 #[derive(Clone)]
 pub struct SiteConfig {
     /// Where the settings come from.
-    pub source: Source,
+    pub provenance: Provenance,
     /// Where events go.
     pub destination: Destination,
     /// The TikTok access token. Never logged, never answered, never in an object name.
@@ -162,7 +162,7 @@ impl SiteConfig {
             return Err(problems);
         }
         Ok(SiteConfig {
-            source: Source::Vars,
+            provenance: Provenance::Vars,
             destination: Destination {
                 pixel_id,
                 test_event_code,
@@ -185,7 +185,7 @@ impl SiteConfig {
         let (api_base, timeout_ms) = transport_from_env(env)?;
         let settings = &stored.settings;
         Ok(SiteConfig {
-            source: Source::Stored {
+            provenance: Provenance::Stored {
                 host: stored.host.clone(),
                 sealed_token: stored.sealed_token.clone(),
             },

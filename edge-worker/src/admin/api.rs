@@ -38,7 +38,7 @@ use ttedge_core::seal;
 use worker::{Env, Method, Request, Response};
 
 use super::views::{DestinationList, DestinationView};
-use crate::config::{self, SiteConfig, Source};
+use crate::config::{self, Provenance, SiteConfig};
 use crate::config_store::{self, Put};
 use crate::dispatcher::client::TestAnswer;
 use crate::dispatcher::report::Health;
@@ -238,12 +238,12 @@ pub async fn destination_list(env: &Env) -> std::result::Result<DestinationList,
 /// The Dispatcher's health of `site`, with the recovery against each imported baseline.
 pub async fn health(env: &Env, site: &SiteConfig) -> std::result::Result<Health, ApiError> {
     let mut report = dispatcher::health(env, site).await?;
-    let baselines = match &site.source {
-        Source::Stored { host, .. } => config_store::get(env, host)
+    let baselines = match &site.provenance {
+        Provenance::Stored { host, .. } => config_store::get(env, host)
             .await?
             .map(|stored| stored.baselines)
             .unwrap_or_default(),
-        Source::Vars => Vec::new(),
+        Provenance::Vars => Vec::new(),
     };
     report.recovery.baselines = recoveries(env, site, &baselines).await?;
     Ok(report)

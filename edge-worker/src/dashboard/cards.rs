@@ -287,7 +287,7 @@ pub fn errors_card(out: &mut String, current: &Current) {
     for e in &current.last_errors {
         let verdict = match e.verdict.as_str() {
             "retry" => "<span class=\"badge warn\">retried</span>",
-            "reject" => "<span class=\"badge bad\">parked</span>",
+            "reject" => "<span class=\"badge bad\">refused</span>",
             _ => "<span class=\"badge\">–</span>",
         };
         let status = match e.http_status {

@@ -8,7 +8,7 @@ use worker::{Env, Headers, Method, Response, Result};
 
 use super::report::{ConversionCounts, Health, ParkedList, QueueState, ReplayAnswer};
 use super::routes::Route;
-use crate::config::{SiteConfig, Source};
+use crate::config::{Provenance, SiteConfig};
 use crate::error::ApiError;
 use crate::runtime;
 
@@ -34,9 +34,9 @@ pub struct Credentials {
 
 impl Credentials {
     fn of(site: &SiteConfig) -> Credentials {
-        let (host, sealed_token) = match &site.source {
-            Source::Vars => (None, None),
-            Source::Stored { host, sealed_token } => {
+        let (host, sealed_token) = match &site.provenance {
+            Provenance::Vars => (None, None),
+            Provenance::Stored { host, sealed_token } => {
                 (Some(host.clone()), Some(sealed_token.clone()))
             }
         };

@@ -4,13 +4,14 @@
 //! event: that is all an event costs on the way in.
 
 use ttedge_core::delivery::{dedup_key, Metric};
+use ttedge_core::event::PixelStatus;
 use ttedge_core::health::Counts;
 use ttedge_core::quality::QualitySummary;
 use worker::Result;
 
 use super::client::{Intake, IntakeAnswer, Replay};
 use super::report::ReplayAnswer;
-use super::storage::{EventMeta, LaneKey, Storage};
+use super::storage::{EventMeta, LaneKey, ParkedRow, Storage, MAX_EVENTS_PER_ROW};
 
 /// Stores a collect request's events (skipping those seen within the deduplication window)
 /// with its counts, in one synchronous block.
@@ -63,8 +64,8 @@ pub fn enqueue(storage: &Storage, intake: &Intake, now_ms: u64) -> Result<Intake
     Ok(answer)
 }
 
-/// Puts parked events back in the queue as if new: one intake row per lane, counted as
-/// replayed. The send loop then delivers each once.
+/// Puts parked events back in the queue as if new: intake rows per lane (as many as
+/// [`MAX_EVENTS_PER_ROW`] allows), counted as replayed. The send loop then delivers each once.
 pub fn replay(storage: &Storage, replay: &Replay, now_ms: u64) -> Result<ReplayAnswer> {
     let rows = storage.unpark(replay.event_ids.as_deref())?;
     let mut answer = ReplayAnswer {
@@ -81,36 +82,39 @@ pub fn replay(storage: &Storage, replay: &Replay, now_ms: u64) -> Result<ReplayA
     lanes.dedup();
     for stored in lanes {
         let Some(lane) = LaneKey::parse(stored) else {
+            // Keys are written by this object from typed values, so this does not happen;
+            // if it ever did, the log says so rather than the events vanishing unseen.
+            worker::console_error!("replay: an unreadable lane key {stored:?}");
             continue;
         };
-        let mut meta = Vec::new();
-        let mut data = String::new();
-        for row in rows.iter().filter(|row| row.lane == stored) {
-            if !data.is_empty() {
-                data.push(',');
+        let of_lane: Vec<&ParkedRow> = rows.iter().filter(|row| row.lane == stored).collect();
+        for chunk in of_lane.chunks(MAX_EVENTS_PER_ROW) {
+            let mut meta = Vec::with_capacity(chunk.len());
+            let mut data = String::new();
+            for row in chunk {
+                if !data.is_empty() {
+                    data.push(',');
+                }
+                data.push_str(&row.element);
+                meta.push(EventMeta {
+                    event_id: row.event_id.clone(),
+                    event_name: row.event_name.clone(),
+                    pixel_status: row.pixel_status.as_deref().and_then(PixelStatus::parse),
+                    conversion: row.conversion != 0,
+                    len: row.element.len(),
+                });
             }
-            data.push_str(&row.element);
-            meta.push(EventMeta {
-                event_id: row.event_id.clone(),
-                event_name: row.event_name.clone(),
-                pixel_status: row
-                    .pixel_status
-                    .as_deref()
-                    .and_then(ttedge_core::event::PixelStatus::parse),
-                conversion: row.conversion != 0,
-                len: row.element.len(),
-            });
+            let mut counts = Counts::default();
+            counts.add(Metric::Replayed, meta.len() as u64);
+            storage.insert_intake(
+                now_ms,
+                Some(&lane),
+                &meta,
+                &data,
+                &counts,
+                &QualitySummary::default(),
+            )?;
         }
-        let mut counts = Counts::default();
-        counts.add(Metric::Replayed, meta.len() as u64);
-        storage.insert_intake(
-            now_ms,
-            Some(&lane),
-            &meta,
-            &data,
-            &counts,
-            &QualitySummary::default(),
-        )?;
     }
     Ok(answer)
 }

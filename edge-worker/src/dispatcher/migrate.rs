@@ -18,7 +18,7 @@ use ttedge_core::quality::QualitySummary;
 use ttedge_core::tiktok::Failure;
 use worker::SqlStorageValue;
 
-use super::storage::{int, EventMeta, LaneKey, MigrationError, State, Storage};
+use super::storage::{int, EventMeta, LaneKey, MigrationError, State, Storage, MAX_EVENTS_PER_ROW};
 
 /// The generation migrated queued events go in: before any other, so they leave first.
 const MIGRATED_GENERATION: u64 = 0;
@@ -235,7 +235,7 @@ fn seen(storage: &Storage) -> worker::Result<()> {
     Ok(())
 }
 
-/// Queued events, in order, into intake rows of their lane (at most 1,000 a row).
+/// Queued events, in order, into intake rows of their lane.
 fn queued(storage: &Storage) -> worker::Result<()> {
     storage.sql().exec(
         &format!("DROP TABLE IF EXISTS intake_{MIGRATED_GENERATION}"),
@@ -247,7 +247,7 @@ fn queued(storage: &Storage) -> worker::Result<()> {
     lanes.dedup();
     for lane in lanes {
         let of_lane: Vec<&OldRow> = rows.iter().filter(|row| lane_of(row) == lane).collect();
-        for chunk in of_lane.chunks(1_000) {
+        for chunk in of_lane.chunks(MAX_EVENTS_PER_ROW) {
             let meta: Vec<EventMeta> = chunk.iter().map(|row| meta_of(row)).collect();
             let data: Vec<&str> = chunk.iter().map(|row| row.element.as_str()).collect();
             let received = chunk.first().map_or(0, |row| row.received_ms as u64);

@@ -73,13 +73,14 @@ impl DurableObject for Dispatcher {
             Route::Enqueue => {
                 let answer = intake::enqueue(storage, &body(&mut req).await?, now)?;
                 if answer.queued > 0 {
-                    self.wake_by(now + send_loop::BATCH_WINDOW_MS).await?;
+                    self.wake_by(storage, now + send_loop::BATCH_WINDOW_MS)
+                        .await?;
                 }
                 Response::from_json(&answer)
             }
             Route::Replay => {
                 let answer = intake::replay(storage, &body(&mut req).await?, now)?;
-                self.wake_by(now).await?;
+                self.wake_by(storage, now).await?;
                 Response::from_json(&answer)
             }
             Route::State => {
@@ -93,7 +94,7 @@ impl DurableObject for Dispatcher {
                 )?)
             }
             Route::Wake => {
-                self.wake_by(now).await?;
+                self.wake_by(storage, now).await?;
                 Response::ok("awake")
             }
             Route::Health => Response::from_json(&report::health(storage, self.started_ms, now)?),
@@ -117,11 +118,14 @@ impl DurableObject for Dispatcher {
             Ok(storage) => storage,
             Err(reason) => return unavailable(reason),
         };
+        let fired_ms = now_ms();
         if let Some(at) = send_loop::run(storage, &self.env, self.started_ms).await? {
-            self.state
-                .storage()
-                .set_alarm(at_epoch_ms(at.max(now_ms())))
-                .await?;
+            // An alarm set during this run (by an intake) that fires by `at` will do; the
+            // one firing now is spent, whatever `get_alarm` says of it.
+            match self.state.storage().get_alarm().await? {
+                Some(set) if set as u64 > fired_ms && set as u64 <= at => {}
+                _ => self.set_alarm(storage, at).await?,
+            }
         }
         Response::ok("delivered")
     }
@@ -134,15 +138,22 @@ const STALE_ALARM_MS: u64 = 30_000;
 impl Dispatcher {
     /// Makes sure an alarm fires by `at`: sets one only when there is none that early (a
     /// forgotten, long-overdue one is set again).
-    async fn wake_by(&self, at: u64) -> Result<()> {
-        let storage = self.state.storage();
+    async fn wake_by(&self, storage: &Storage, at: u64) -> Result<()> {
         let now = now_ms();
-        match storage.get_alarm().await? {
+        match self.state.storage().get_alarm().await? {
             Some(current) if current as u64 <= at && current as u64 + STALE_ALARM_MS > now => {
                 Ok(())
             }
-            _ => storage.set_alarm(at_epoch_ms(at.max(now))).await,
+            _ => self.set_alarm(storage, at).await,
         }
+    }
+
+    /// Sets the alarm for `at` (now, if that has passed). Cloudflare bills each alarm set
+    /// as a row written, so it is counted as one.
+    async fn set_alarm(&self, storage: &Storage, at: u64) -> Result<()> {
+        storage.count_alarm_set();
+        let at = at_epoch_ms(at.max(now_ms()));
+        self.state.storage().set_alarm(at).await
     }
 }
 

@@ -118,8 +118,12 @@ async fn step(storage: &Storage, delivery: &Delivery, started_ms: u64) -> Result
     let now = now_ms();
     let mut state = storage.state()?;
     let intake = storage.intake_since(earliest(&state))?;
-    count_intake(&mut state, &intake);
+    let lanes_before = state.lanes.len();
+    let counted = count_intake(&mut state, &intake);
     let lanes = lanes_of(&mut state, &intake);
+    // With nothing to send, the state is written only when it changed: an idle wake-up
+    // writes no row.
+    let changed = counted || state.lanes.len() != lanes_before;
     let queued: Vec<Queued> = lanes
         .iter()
         .map(|(key, lane)| Queued {
@@ -129,15 +133,16 @@ async fn step(storage: &Storage, delivery: &Delivery, started_ms: u64) -> Result
         .collect();
     let mut window = window(&state, delivery.rate_limit_per_minute, started_ms, now);
     let plan = match next_batch(&queued, &mut window, now) {
-        Next::Idle => {
-            storage.save_state(&mut state, now)?;
-            return Ok(Step::Idle);
-        }
-        Next::WaitUntil(at) => {
-            storage.save_state(&mut state, now)?;
-            return Ok(Step::WakeAt(at));
-        }
         Next::Send(plan) => plan,
+        waiting => {
+            if changed {
+                storage.save_state(&mut state, now)?;
+            }
+            return Ok(match waiting {
+                Next::WaitUntil(at) => Step::WakeAt(at),
+                _ => Step::Idle,
+            });
+        }
     };
     let (key, lane) = &lanes[plan.lane];
     let Some(lane_key) = LaneKey::parse(key) else {
@@ -239,17 +244,21 @@ fn earliest(state: &State) -> u64 {
         .unwrap_or(0)
 }
 
-/// Adds the counts and match quality of intake rows not yet counted to their hours.
-pub fn count_intake(state: &mut State, intake: &[IntakeSummary]) {
+/// Adds the counts and match quality of intake rows not yet counted to their hours;
+/// answers whether there were any.
+pub fn count_intake(state: &mut State, intake: &[IntakeSummary]) -> bool {
     let counted = state.counted;
+    let mut any = false;
     for row in intake.iter().filter(|row| row.position >= counted) {
         let bucket = state.hour(row.received_ms);
         bucket.counts.merge(&row.counts);
         bucket.quality.merge(&row.quality);
+        any = true;
     }
     if let Some(last) = intake.last() {
         state.counted = state.counted.max(last.position + 1);
     }
+    any
 }
 
 /// Every lane with its state, a new lane for a key seen for the first time.

@@ -37,6 +37,8 @@ pub const SEEN_GENERATION_MS: u64 = 12 * 60 * 60 * 1_000;
 pub const SEEN_GENERATIONS_KEPT: u64 = 5;
 /// Bits of a position below the rowid: up to 1,024 events per intake row.
 const INDEX_BITS: u32 = 10;
+/// The most events one intake row may hold: more would run into the next row's positions.
+pub const MAX_EVENTS_PER_ROW: usize = 1 << INDEX_BITS;
 /// Bits of a position below the generation: up to 16 million intake rows per generation.
 const ROW_BITS: u32 = 24;
 /// Calls, and failed calls, kept for the health and state answers.
@@ -226,6 +228,20 @@ pub struct EventMeta {
     pub len: usize,
 }
 
+impl EventMeta {
+    /// The stand-in for an event whose metadata did not read back: parked under its
+    /// position, so that the operator sees it and nothing vanishes.
+    pub fn unreadable(position: u64) -> EventMeta {
+        EventMeta {
+            event_id: format!("unreadable-{position}"),
+            event_name: "unknown".into(),
+            pixel_status: None,
+            conversion: false,
+            len: 0,
+        }
+    }
+}
+
 /// An intake row as planning and counting read it (without the elements).
 #[derive(Debug, Clone)]
 pub struct IntakeSummary {
@@ -252,12 +268,18 @@ pub struct IntakeEvents {
     pub data: String,
     /// One per element, in order.
     pub meta: Vec<EventMeta>,
+    /// The row's metadata did not read back: `meta` holds stand-ins, one per event, so that
+    /// its events are parked with the reason rather than skipped.
+    pub damaged: bool,
 }
 
 impl IntakeEvents {
-    /// Each element's text, or `None` when the lengths do not add up to the stored data
-    /// (a damaged row: its events are parked, never sent half-read nor dropped).
+    /// Each element's text, or `None` when the row is damaged or the lengths do not add up
+    /// to the stored data: its events are parked, never sent half-read nor dropped.
     pub fn elements(&self) -> Option<Vec<&str>> {
+        if self.damaged {
+            return None;
+        }
         let mut at = 0;
         let mut elements = Vec::with_capacity(self.meta.len());
         for (i, meta) in self.meta.iter().enumerate() {
@@ -265,7 +287,7 @@ impl IntakeEvents {
                 (self.data.as_bytes().get(at) == Some(&b',')).then_some(())?;
                 at += 1;
             }
-            elements.push(self.data.get(at..at + meta.len)?);
+            elements.push(self.data.get(at..at.checked_add(meta.len)?)?);
             at += meta.len;
         }
         (at == self.data.len()).then_some(elements)
@@ -410,9 +432,14 @@ impl Storage {
         &self.sql.sql
     }
 
-    /// Rows written through this storage since the object started.
+    /// Rows written through this storage since the object started, alarms set included.
     pub fn rows_written(&self) -> u64 {
         self.sql.written.get()
+    }
+
+    /// Counts an alarm set: Cloudflare bills each `setAlarm()` as one row written.
+    pub fn count_alarm_set(&self) {
+        self.sql.written.set(self.sql.written.get() + 1);
     }
 
     fn tables(&self, prefix: &str) -> worker::Result<Vec<u64>> {
@@ -577,6 +604,7 @@ impl Storage {
     pub fn intake_events(&self, positions: &[u64]) -> worker::Result<Vec<IntakeEvents>> {
         #[derive(Deserialize)]
         struct Row {
+            events: f64,
             data: String,
             meta: String,
         }
@@ -587,15 +615,24 @@ impl Storage {
             let rows: Vec<Row> = self
                 .sql
                 .exec(
-                    &format!("SELECT data, meta FROM intake_{generation} WHERE seq = ?"),
+                    &format!("SELECT events, data, meta FROM intake_{generation} WHERE seq = ?"),
                     vec![int(seq)],
                 )?
                 .to_array()?;
             if let Some(row) = rows.into_iter().next() {
+                let events = row.events as u64;
+                let (meta, damaged) = match serde_json::from_str::<Vec<EventMeta>>(&row.meta) {
+                    Ok(meta) if meta.len() as u64 == events => (meta, false),
+                    _ => (
+                        (0..events).map(|i| EventMeta::unreadable(at + i)).collect(),
+                        true,
+                    ),
+                };
                 found.push(IntakeEvents {
                     position: at,
-                    meta: serde_json::from_str(&row.meta).unwrap_or_default(),
+                    meta,
                     data: row.data,
+                    damaged,
                 });
             }
         }

@@ -2,8 +2,8 @@
 //! written down like any call, but never queued nor counted as an event.
 
 use ttedge_core::connection;
-use ttedge_core::delivery::Metric;
-use ttedge_core::tiktok::{request_body_spliced, Verdict};
+use ttedge_core::delivery::{call_counts, Metric};
+use ttedge_core::tiktok::request_body_spliced;
 use worker::{Env, Response, Result};
 
 use super::client::{TestAnswer, TestCall};
@@ -38,15 +38,8 @@ pub async fn send(
     let now = now_ms();
     let mut state = storage.state()?;
     record(&mut state, &outcome, 1, now);
-    let failed = matches!(outcome.verdict, Verdict::Retry(_) | Verdict::Reject(_));
-    state.count(
-        now,
-        [
-            (Metric::Requests, 1),
-            (Metric::Calls, 1),
-            (Metric::FailedCalls, u64::from(failed)),
-        ],
-    );
+    state.count(now, [(Metric::Requests, 1)]);
+    state.count(now, call_counts(&outcome.verdict));
     storage.save_state(&mut state, now)?;
     let read = connection::test_outcome(&outcome.verdict);
     Response::from_json(&TestAnswer {
