@@ -1,7 +1,7 @@
 //! What goes into the queue: a collect request's events, and parked events replayed.
 //!
-//! One intake row per request, however many events it holds, and one deduplication key per
-//! event: that is all an event costs on the way in.
+//! One intake row per lane for the requests stored together, however many events they
+//! hold, and one deduplication key per event: that is all an event costs on the way in.
 
 use ttedge_core::delivery::{dedup_key, Metric};
 use ttedge_core::event::PixelStatus;
@@ -13,21 +13,37 @@ use super::client::{Intake, IntakeAnswer, Replay};
 use super::report::ReplayAnswer;
 use super::storage::{EventMeta, LaneKey, ParkedRow, Storage, MAX_EVENTS_PER_ROW};
 
-/// Stores a collect request's events (skipping those seen within the deduplication window)
-/// with its counts, in one synchronous block.
-pub fn enqueue(storage: &Storage, intake: &Intake, now_ms: u64) -> Result<IntakeAnswer> {
-    let lane = LaneKey {
-        pixel_code: intake.pixel_code.clone(),
-        test_event_code: intake.test_event_code.clone(),
-    };
-    let mut answer = IntakeAnswer::default();
+/// One intake row being built: a lane's events, at most [`MAX_EVENTS_PER_ROW`].
+struct RowDraft {
+    lane: LaneKey,
+    meta: Vec<EventMeta>,
+    data: String,
+}
+
+/// Stores the events of collect requests that reached the object together (one, or a
+/// [group](super::group)) in one synchronous block: one intake row per lane for all of
+/// them, and one deduplication key per event. Events seen within the deduplication window,
+/// or earlier in the same group, are not queued again. Answers each request, in order.
+pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Vec<IntakeAnswer>> {
+    let mut answers = Vec::with_capacity(intakes.len());
     let mut counts = Counts::default();
-    counts.add(Metric::Held, u64::from(intake.held));
-    counts.add(Metric::Skipped, u64::from(intake.skipped));
-    counts.add(Metric::Rejected, u64::from(intake.rejected));
-    let mut meta = Vec::new();
-    let mut data = String::new();
-    if intake.live {
+    let mut quality = QualitySummary::default();
+    let mut rows: Vec<RowDraft> = Vec::new();
+    for intake in intakes {
+        let mut answer = IntakeAnswer::default();
+        counts.add(Metric::Held, u64::from(intake.held));
+        counts.add(Metric::Skipped, u64::from(intake.skipped));
+        counts.add(Metric::Rejected, u64::from(intake.rejected));
+        quality.merge(&intake.quality);
+        if !intake.live {
+            counts.add(Metric::NotLive, intake.events.len() as u64);
+            answers.push(answer);
+            continue;
+        }
+        let lane = LaneKey {
+            pixel_code: intake.pixel_code.clone(),
+            test_event_code: intake.test_event_code.clone(),
+        };
         for event in &intake.events {
             let key = dedup_key(
                 &lane.pixel_code,
@@ -39,29 +55,58 @@ pub fn enqueue(storage: &Storage, intake: &Intake, now_ms: u64) -> Result<Intake
                 answer.duplicates.push(event.event_id.clone());
                 continue;
             }
-            if !data.is_empty() {
-                data.push(',');
+            let row = row_for(&mut rows, &lane);
+            if !row.data.is_empty() {
+                row.data.push(',');
             }
-            data.push_str(event.element.get());
-            meta.push(EventMeta {
+            row.data.push_str(event.element.get());
+            row.meta.push(EventMeta {
                 event_id: event.event_id.clone(),
                 event_name: event.event_name.clone(),
                 pixel_status: event.pixel_status,
                 conversion: event.conversion,
                 len: event.element.get().len(),
             });
+            answer.queued += 1;
         }
-        counts.add(Metric::Received, meta.len() as u64);
-    } else {
-        counts.add(Metric::NotLive, intake.events.len() as u64);
+        counts.add(Metric::Received, u64::from(answer.queued));
+        answers.push(answer);
     }
-    answer.queued = meta.len() as u32;
-    let counted = counts != Counts::default() || intake.quality != QualitySummary::default();
-    if !meta.is_empty() || counted {
-        let lane = (!meta.is_empty()).then_some(&lane);
-        storage.insert_intake(now_ms, lane, &meta, &data, &counts, &intake.quality)?;
+    // The counts ride on the first row; with no event to queue, they get a row of their own.
+    let mut tally = (counts != Counts::default() || quality != QualitySummary::default())
+        .then_some((counts, quality));
+    for row in &rows {
+        let (counts, quality) = tally.take().unwrap_or_default();
+        storage.insert_intake(
+            now_ms,
+            Some(&row.lane),
+            &row.meta,
+            &row.data,
+            &counts,
+            &quality,
+        )?;
     }
-    Ok(answer)
+    if let Some((counts, quality)) = tally {
+        storage.insert_intake(now_ms, None, &[], "", &counts, &quality)?;
+    }
+    Ok(answers)
+}
+
+/// The row that `lane`'s next event goes in: its lane's last row while it has room.
+fn row_for<'a>(rows: &'a mut Vec<RowDraft>, lane: &LaneKey) -> &'a mut RowDraft {
+    let open = rows
+        .iter()
+        .rposition(|row| row.lane == *lane)
+        .filter(|&at| rows[at].meta.len() < MAX_EVENTS_PER_ROW);
+    let at = open.unwrap_or_else(|| {
+        rows.push(RowDraft {
+            lane: lane.clone(),
+            meta: Vec::new(),
+            data: String::new(),
+        });
+        rows.len() - 1
+    });
+    &mut rows[at]
 }
 
 /// Puts parked events back in the queue as if new: intake rows per lane (as many as

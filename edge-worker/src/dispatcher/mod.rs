@@ -8,11 +8,13 @@
 //! - [`routes`]: the object's routes, as one enum;
 //! - [`storage`]: the tables, laid out for few rows written, and [`migrate`] from the
 //!   first release's;
-//! - [`intake`]: what goes into the queue;
+//! - [`intake`]: what goes into the queue, and [`group`]: requests that come together
+//!   are stored together;
 //! - [`send_loop`]: the alarm, and the one way a request reaches TikTok;
 //! - [`report`]: health, the queue's state and parked events, as typed answers.
 
 pub mod client;
+mod group;
 mod intake;
 mod migrate;
 pub mod report;
@@ -41,6 +43,8 @@ pub struct Dispatcher {
     storage: std::result::Result<Storage, String>,
     /// When this instance started: a request out when the last one stopped is counted.
     started_ms: u64,
+    /// Collect requests waiting to be stored with the ones around them.
+    groups: group::Groups,
 }
 
 impl DurableObject for Dispatcher {
@@ -54,6 +58,7 @@ impl DurableObject for Dispatcher {
             env,
             storage,
             started_ms: now_ms(),
+            groups: group::Groups::default(),
         }
     }
 
@@ -71,7 +76,7 @@ impl DurableObject for Dispatcher {
         let now = now_ms();
         match route {
             Route::Enqueue => {
-                let answer = intake::enqueue(storage, &body(&mut req).await?, now)?;
+                let answer = self.groups.store(storage, body(&mut req).await?).await?;
                 if answer.queued > 0 {
                     self.wake_by(storage, now + send_loop::BATCH_WINDOW_MS)
                         .await?;
@@ -94,7 +99,9 @@ impl DurableObject for Dispatcher {
                 )?)
             }
             Route::Wake => {
-                self.wake_by(storage, now).await?;
+                if send_loop::has_work(storage, now)? {
+                    self.wake_by(storage, now).await?;
+                }
                 Response::ok("awake")
             }
             Route::Health => Response::from_json(&report::health(storage, self.started_ms, now)?),

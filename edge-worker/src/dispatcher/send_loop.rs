@@ -10,7 +10,10 @@ use ttedge_core::ratelimit::{SlidingWindow, MINUTE_MS};
 use ttedge_core::tiktok::{request_body_spliced, Failure, Verdict};
 use worker::{Env, Result};
 
-use super::storage::{CallRecord, EventMeta, IntakeSummary, LaneKey, State, Storage};
+use super::storage::{
+    generation_of, position, CallRecord, EventMeta, IntakeSummary, LaneKey, State, Storage,
+    INTAKE_GENERATION_MS,
+};
 use crate::config;
 use crate::error::ApiError;
 use crate::runtime::now_ms;
@@ -109,7 +112,7 @@ pub async fn run(storage: &Storage, env: &Env, started_ms: u64) -> Result<Option
             }
         }
     }
-    clean_up(storage)?;
+    clean_up(storage, now_ms())?;
     Ok(wake)
 }
 
@@ -319,6 +322,10 @@ fn assemble(
     let mut end = cursor;
     'rows: for row in &stored {
         let texts = row.elements();
+        // A damaged row goes in a batch of its own, so that only its events are parked.
+        if texts.is_none() && !meta.is_empty() {
+            break;
+        }
         for (index, event) in row.meta.iter().enumerate() {
             let at = row.position + index as u64;
             if at < cursor {
@@ -333,6 +340,9 @@ fn assemble(
                 (Some(list), Some(texts)) => list.push(texts[index].to_string()),
                 _ => elements = None,
             }
+        }
+        if texts.is_none() {
+            break;
         }
     }
     let conversions = meta.iter().filter(|m| m.conversion).count() as u32;
@@ -353,16 +363,63 @@ fn assemble(
     })
 }
 
-/// Drops whole tables that hold nothing needed any more: no row is written.
-fn clean_up(storage: &Storage) -> Result<()> {
+/// Drops whole tables that hold nothing needed any more: no row is written for them.
+///
+/// Once every event has left and every row is counted, everything before the newest table
+/// is done. A newest table from a past generation is ended too, by opening the current
+/// generation's (two rows, which the next request would pay anyway): so a site that went
+/// quiet does not keep its last elements. The cron's wake-up comes for that.
+fn clean_up(storage: &Storage, now_ms: u64) -> Result<()> {
     let state = storage.state()?;
     let intake = storage.intake_since(earliest(&state))?;
-    let waiting = state
+    let waiting: Vec<u64> = state
         .lanes
         .iter()
         .filter(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0)
-        .map(|(_, lane)| lane.cursor);
-    let done = waiting.chain([state.counted]).min().unwrap_or(0);
+        .map(|(_, lane)| lane.cursor)
+        .collect();
+    let idle = waiting.is_empty() && intake.iter().all(|row| row.position < state.counted);
+    let done = match storage.intake_generations()?.last().copied() {
+        Some(newest) if idle => {
+            let current = now_ms / INTAKE_GENERATION_MS;
+            if newest < current && holds_counted_rows(&state, newest) {
+                storage.open_generation(current)?;
+                position(current, 0)
+            } else {
+                position(newest, 0)
+            }
+        }
+        _ => waiting
+            .into_iter()
+            .chain([state.counted])
+            .min()
+            .unwrap_or(0),
+    };
     storage.drop_intake_before(done)?;
-    storage.drop_old_seen(now_ms())
+    storage.drop_old_seen(now_ms)
+}
+
+/// Whether generation `g` holds rows already counted: the newest generation does until it
+/// is ended; the one opened to end it does not until a row comes.
+fn holds_counted_rows(state: &State, g: u64) -> bool {
+    generation_of(state.counted) == g && state.counted > position(g, 0)
+}
+
+/// Whether an alarm has work to do: events queued or not yet counted, a past generation
+/// to end, or deduplication keys past their window. The cron and `/healthz` wake the
+/// object only then, since setting an alarm is billed as a row written.
+pub fn has_work(storage: &Storage, now_ms: u64) -> Result<bool> {
+    let state = storage.state()?;
+    let intake = storage.intake_since(earliest(&state))?;
+    let queued = state
+        .lanes
+        .iter()
+        .any(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0);
+    let uncounted = intake.iter().any(|row| row.position >= state.counted);
+    let current = now_ms / INTAKE_GENERATION_MS;
+    let past_generation = storage
+        .intake_generations()?
+        .last()
+        .is_some_and(|&g| g < current && holds_counted_rows(&state, g));
+    Ok(queued || uncounted || past_generation || storage.has_old_seen(now_ms)?)
 }

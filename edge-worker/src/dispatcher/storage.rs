@@ -399,7 +399,7 @@ pub fn position(generation: u64, seq: u64) -> u64 {
 }
 
 /// The generation a position lies in.
-fn generation_of(position: u64) -> u64 {
+pub fn generation_of(position: u64) -> u64 {
     position >> (ROW_BITS + INDEX_BITS)
 }
 
@@ -504,23 +504,18 @@ impl Storage {
         counts: &Counts,
         quality: &QualitySummary,
     ) -> worker::Result<u64> {
-        let latest = self.tables("intake_")?.last().copied().unwrap_or(0);
+        let latest = self.intake_generations()?.last().copied().unwrap_or(0);
         let generation = (now_ms / INTAKE_GENERATION_MS).max(latest);
         self.insert_intake_into(generation, now_ms, lane, events, data, counts, quality)
     }
 
-    /// [`insert_intake`](Storage::insert_intake) into a given generation.
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert_intake_into(
-        &self,
-        generation: u64,
-        now_ms: u64,
-        lane: Option<&LaneKey>,
-        events: &[EventMeta],
-        data: &str,
-        counts: &Counts,
-        quality: &QualitySummary,
-    ) -> worker::Result<u64> {
+    /// The intake generations that have a table, oldest first.
+    pub fn intake_generations(&self) -> worker::Result<Vec<u64>> {
+        self.tables("intake_")
+    }
+
+    /// Makes the table of an intake generation, if it has none.
+    pub fn open_generation(&self, generation: u64) -> worker::Result<()> {
         self.sql.exec(
             &format!(
                 "CREATE TABLE IF NOT EXISTS intake_{generation} (
@@ -536,6 +531,22 @@ impl Storage {
             ),
             None,
         )?;
+        Ok(())
+    }
+
+    /// [`insert_intake`](Storage::insert_intake) into a given generation.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_intake_into(
+        &self,
+        generation: u64,
+        now_ms: u64,
+        lane: Option<&LaneKey>,
+        events: &[EventMeta],
+        data: &str,
+        counts: &Counts,
+        quality: &QualitySummary,
+    ) -> worker::Result<u64> {
+        self.open_generation(generation)?;
         #[derive(Deserialize)]
         struct Seq {
             seq: i64,
@@ -651,6 +662,15 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Whether some deduplication generation is past the window.
+    pub fn has_old_seen(&self, now_ms: u64) -> worker::Result<bool> {
+        let current = now_ms / SEEN_GENERATION_MS;
+        Ok(self
+            .tables("seen_")?
+            .iter()
+            .any(|&generation| generation + SEEN_GENERATIONS_KEPT <= current))
     }
 
     /// Drops deduplication generations past the window. No row is written.

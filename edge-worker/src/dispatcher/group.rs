@@ -1,0 +1,94 @@
+//! Group commit: collect requests that reach the object while it is busy are stored
+//! together.
+//!
+//! Each stored request costs one intake row, the largest share of a single-event collect's
+//! storage bill. When requests come close together, the first of them waits
+//! [`GROUP_WINDOW_MS`] for the others, then one synchronous block stores them all, in one
+//! intake row per lane, and every request gets its own answer. Nothing is answered before
+//! it is stored: the runtime holds each answer until the block's writes are durable, and a
+//! group that dies waiting wrote nothing, so its senders send again.
+//!
+//! A request that comes after a quiet spell ([`BUSY_GAP_MS`]) is stored at once: there is
+//! nothing to wait for, so a quiet site pays no latency for it.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use worker::{Delay, Result};
+
+use super::client::{Intake, IntakeAnswer};
+use super::intake;
+use super::storage::Storage;
+use crate::runtime::now_ms;
+
+/// How long the first request of a group waits for others.
+pub const GROUP_WINDOW_MS: u64 = 20;
+/// Requests closer together than this are grouped.
+pub const BUSY_GAP_MS: u64 = 1_000;
+
+/// A request waiting for its group to be stored.
+struct Waiting {
+    intake: Intake,
+    answer: oneshot::Sender<std::result::Result<IntakeAnswer, String>>,
+}
+
+/// The requests waiting to be stored, and when the last one came.
+#[derive(Default)]
+pub struct Groups {
+    waiting: RefCell<Vec<Waiting>>,
+    last_arrival_ms: Cell<u64>,
+}
+
+impl Groups {
+    /// Stores `intake`, alone or with the requests around it; answers once it is stored.
+    pub async fn store(&self, storage: &Storage, intake: Intake) -> Result<IntakeAnswer> {
+        let now = now_ms();
+        let previous = self.last_arrival_ms.replace(now);
+        let quiet = now.saturating_sub(previous) >= BUSY_GAP_MS;
+        if quiet && self.waiting.borrow().is_empty() {
+            let mut answers = intake::enqueue(storage, &[&intake], now)?;
+            return answers
+                .pop()
+                .ok_or_else(|| worker::Error::RustError("no answer for the intake".into()));
+        }
+        let (sender, receiver) = oneshot::channel();
+        let first = {
+            let mut waiting = self.waiting.borrow_mut();
+            waiting.push(Waiting {
+                intake,
+                answer: sender,
+            });
+            waiting.len() == 1
+        };
+        if first {
+            Delay::from(Duration::from_millis(GROUP_WINDOW_MS)).await;
+            self.store_waiting(storage);
+        }
+        match receiver.await {
+            Ok(answer) => answer.map_err(worker::Error::RustError),
+            Err(_) => Err(worker::Error::RustError(
+                "the intake's group ended without an answer".into(),
+            )),
+        }
+    }
+
+    /// Stores every waiting request in one synchronous block and hands each its answer.
+    fn store_waiting(&self, storage: &Storage) {
+        let group = std::mem::take(&mut *self.waiting.borrow_mut());
+        let intakes: Vec<&Intake> = group.iter().map(|waiting| &waiting.intake).collect();
+        match intake::enqueue(storage, &intakes, now_ms()) {
+            Ok(answers) => {
+                for (waiting, answer) in group.into_iter().zip(answers) {
+                    // A sender that went away (its caller hung up) needs no answer.
+                    let _ = waiting.answer.send(Ok(answer));
+                }
+            }
+            Err(error) => {
+                for waiting in group {
+                    let _ = waiting.answer.send(Err(error.to_string()));
+                }
+            }
+        }
+    }
+}
