@@ -5,11 +5,14 @@
 #
 # For each shape (single-event collects, batches of 50) a fresh `wrangler dev` with a local
 # TikTok sandbox takes EVENTS events from CLIENTS concurrent clients; once the queue is empty,
-# the object's `rows_written` divided by the events is the figure.
+# the object's `rows_written` (SQL rows written plus alarms set, each billed as a row)
+# divided by the events is the figure. A third shape, a quiet site, sends SPARSE single
+# events one at a time, each delivered before the next is sent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 EVENTS=${EVENTS:-2000}
+SPARSE=${SPARSE:-20}
 CLIENTS=${CLIENTS:-8}
 port=18797
 sandbox_port=18798
@@ -63,30 +66,51 @@ export port
 
 status() { curl -fsS -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/admin/api/status"; }
 
+# Waits until $1 events are delivered and nothing is queued; leaves the state in $state.
+drained() {
+  for _ in $(seq 1 240); do
+    state=$(status)
+    if python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s["queued"]==0 and s["counters"]["delivered"]>=int(sys.argv[2]) else 1)' "$state" "$1"; then
+      return
+    fi
+    sleep 0.25
+  done
+}
+
+# Prints rows written per event of shape $2 for $1 events, from $state.
+report() {
+  python3 - "$state" "$1" "$2" <<'PY'
+import json, sys
+s, events, size = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+c = s["counters"]
+assert s["queued"] == 0 and c["delivered"] == events, f"not drained: {s['queued']} queued, {c['delivered']} delivered"
+shape = {"1": "single-event collects", "sparse": "a quiet site, one event at a time"}.get(size, f"batches of {size}")
+print(f"rows written per event, {shape}: {s['rows_written'] / events:.3f} "
+      f"({s['rows_written']} rows for {events} events, {c['requests']} TikTok requests)")
+PY
+}
+
 measure() {
   local size=$1 requests=$((EVENTS / $1))
   start_worker
   answers=$(seq 1 "$requests" | xargs -P "$CLIENTS" -I{} bash -c "post $size {}")
   if grep -qv '^202$' <<<"$answers"; then echo "a /collect answer was not 202" >&2; exit 1; fi
-  local state=""
-  for _ in $(seq 1 240); do
-    state=$(status)
-    if python3 -c 'import json,sys; s=json.loads(sys.argv[1]); sys.exit(0 if s["queued"]==0 and s["counters"]["delivered"]>=int(sys.argv[2]) else 1)' "$state" "$EVENTS"; then
-      break
-    fi
-    sleep 0.5
+  drained "$EVENTS"
+  report "$EVENTS" "$size"
+  stop_worker
+}
+
+measure_sparse() {
+  start_worker
+  for n in $(seq 1 "$SPARSE"); do
+    [[ $(post 1 "$n") == 202 ]] || { echo "a /collect answer was not 202" >&2; exit 1; }
+    drained "$n"
+    sleep 1.2 # past the grouping gap: each event comes to a quiet object
   done
-  python3 - "$state" "$EVENTS" "$size" <<'PY'
-import json, sys
-s, events, size = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-c = s["counters"]
-assert s["queued"] == 0 and c["delivered"] == events, f"not drained: {s['queued']} queued, {c['delivered']} delivered"
-shape = "single-event collects" if size == "1" else f"batches of {size}"
-print(f"rows written per event, {shape}: {s['rows_written'] / events:.3f} "
-      f"({s['rows_written']} rows for {events} events, {c['requests']} TikTok requests)")
-PY
+  report "$SPARSE" sparse
   stop_worker
 }
 
 measure 1
 measure 50
+measure_sparse

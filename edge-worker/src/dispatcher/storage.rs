@@ -949,3 +949,59 @@ fn first_seq(generation: u64, from: u64) -> u64 {
         (from >> INDEX_BITS) & ((1 << ROW_BITS) - 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(data: &str, lens: &[usize], damaged: bool) -> IntakeEvents {
+        IntakeEvents {
+            position: position(7, 3),
+            data: data.to_string(),
+            meta: lens
+                .iter()
+                .map(|&len| EventMeta {
+                    len,
+                    ..EventMeta::unreadable(0)
+                })
+                .collect(),
+            damaged,
+        }
+    }
+
+    #[test]
+    fn elements_are_split_by_their_stored_lengths() {
+        let stored = row(r#"{"a":1},{"b":[2,3]}"#, &[7, 11], false);
+        assert_eq!(
+            stored.elements(),
+            Some(vec![r#"{"a":1}"#, r#"{"b":[2,3]}"#])
+        );
+    }
+
+    #[test]
+    fn a_row_that_does_not_add_up_is_damaged() {
+        for (data, lens) in [
+            (r#"{"a":1},{"b":2}"#, &[7, 6][..]),  // one byte short
+            (r#"{"a":1};{"b":2}"#, &[7, 7][..]),  // no comma between
+            (r#"{"a":1}"#, &[7, usize::MAX][..]), // a length past any text
+            (r#"{"a":1}"#, &[][..]),              // text without events
+        ] {
+            assert_eq!(row(data, lens, false).elements(), None, "{data} {lens:?}");
+        }
+        assert_eq!(row(r#"{"a":1}"#, &[7], true).elements(), None);
+    }
+
+    #[test]
+    fn positions_keep_generation_row_and_index_apart() {
+        let at = position(7, 3);
+        assert_eq!(generation_of(at), 7);
+        assert_eq!(first_seq(7, at + 5), 3);
+        assert_eq!(
+            first_seq(8, at),
+            0,
+            "a later generation starts at its first row"
+        );
+        assert!(position(7, 4) - position(7, 3) == MAX_EVENTS_PER_ROW as u64);
+        assert!(position(8, 0) > position(7, (1 << ROW_BITS) - 1) + 1023);
+    }
+}
