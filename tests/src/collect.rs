@@ -429,6 +429,22 @@ pub struct NotSent {
     pub rejected: i64,
 }
 
+/// The end of every collect scenario: nothing beyond `delivered` (and `not_sent`'s counts)
+/// reached TikTok, no secret in any answer or the log, and every soft check reported.
+pub async fn closing_checks(
+    mut checks: Checks,
+    client: &mut Client,
+    tiktok: &MockTikTok,
+    worker: &WranglerDev,
+    delivered: &[String],
+    not_sent: NotSent,
+) -> anyhow::Result<()> {
+    nothing_else_reached_tiktok(&mut checks, client, tiktok, delivered, not_sent).await?;
+    check_no_secret(&mut checks, client, worker);
+    checks.finish();
+    Ok(())
+}
+
 /// Every delivered event arrived exactly once; skipped, held, rejected, duplicate and refused
 /// events never did; the Dispatcher's counters agree (`received` and `delivered` are the
 /// delivered events, `held`, `skipped` and `rejected` are `not_sent`, nothing parked or

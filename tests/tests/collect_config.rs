@@ -17,9 +17,9 @@
 
 use serde_json::{json, Value};
 use ttedge_e2e::collect::{
-    check_no_secret, cookie_value, is_minted_ttp, main_site_options, nothing_else_reached_tiktok,
-    start, Checks, NotSent, ACCESS_TOKEN, DELIVERY, IP, PIXEL, QUIET, SHA_EMAIL_USER, SITE, TTCLID,
-    TTCLID_ATTRS, TTP_ATTRS, UA,
+    check_no_secret, closing_checks, cookie_value, is_minted_ttp, main_site_options, start, Checks,
+    NotSent, ACCESS_TOKEN, DELIVERY, IP, PIXEL, QUIET, SHA_EMAIL_USER, SITE, TTCLID, TTCLID_ATTRS,
+    TTP_ATTRS, UA,
 };
 use ttedge_e2e::WranglerDevOptions;
 
@@ -96,17 +96,15 @@ async fn test_event_code_and_cookie_domain() -> anyhow::Result<()> {
             })],
         );
     }
-    nothing_else_reached_tiktok(
-        &mut checks,
+    closing_checks(
+        checks,
         &mut client,
         &tiktok,
+        &worker,
         &["e2e-test-code-1".to_owned()],
         NotSent::default(),
     )
     .await?;
-
-    check_no_secret(&mut checks, &client, &worker);
-    checks.finish();
     Ok(())
 }
 

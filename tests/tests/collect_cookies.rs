@@ -25,9 +25,8 @@
 
 use serde_json::{json, Value};
 use ttedge_e2e::collect::{
-    check_no_secret, cookie_value, element, is_minted_ttp, main_site_options,
-    nothing_else_reached_tiktok, start, wait_for_ids, Checks, Client, NotSent, HOST,
-    SHA_EMAIL_USER, SITE, TTP_ATTRS,
+    closing_checks, cookie_value, element, is_minted_ttp, main_site_options, start, wait_for_ids,
+    Checks, Client, NotSent, HOST, SHA_EMAIL_USER, SITE, TTP_ATTRS,
 };
 use ttedge_e2e::MockTikTok;
 
@@ -37,17 +36,15 @@ async fn cookies_are_first_party_and_exact() -> anyhow::Result<()> {
     let mut checks = Checks::new("cookies_are_first_party_and_exact");
 
     let delivered = cookie_requests(&mut checks, &mut client, &tiktok).await?;
-    nothing_else_reached_tiktok(
-        &mut checks,
+    closing_checks(
+        checks,
         &mut client,
         &tiktok,
+        &worker,
         &delivered,
         NotSent::default(),
     )
     .await?;
-
-    check_no_secret(&mut checks, &client, &worker);
-    checks.finish();
     Ok(())
 }
 

@@ -25,8 +25,8 @@
 
 use serde_json::{json, Value};
 use ttedge_e2e::collect::{
-    check_no_secret, main_site_options, nothing_else_reached_tiktok, padded_body, start, truncate,
-    wait_for_ids, Checks, Client, NotSent, HOST, QUIET, SITE, SITE_LOCAL, SITE_WWW,
+    closing_checks, main_site_options, padded_body, start, truncate, wait_for_ids, Checks, Client,
+    NotSent, HOST, QUIET, SITE, SITE_LOCAL, SITE_WWW,
 };
 use ttedge_e2e::MockTikTok;
 
@@ -41,17 +41,15 @@ async fn refusals_forward_nothing_and_limits_are_inclusive() -> anyhow::Result<(
     bodies_refused_whole(&mut checks, &mut client).await?;
     refusals_forwarded_nothing(&mut checks, &mut client, &tiktok).await?;
     let delivered = limits_are_inclusive(&mut checks, &mut client, &tiktok).await?;
-    nothing_else_reached_tiktok(
-        &mut checks,
+    closing_checks(
+        checks,
         &mut client,
         &tiktok,
+        &worker,
         &delivered,
         NotSent::default(),
     )
     .await?;
-
-    check_no_secret(&mut checks, &client, &worker);
-    checks.finish();
     Ok(())
 }
 

@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use ttedge_e2e::collect::{
-    check_no_secret, cookie_value, element, is_minted_ttp, main_site_options,
-    nothing_else_reached_tiktok, now_secs, start, Checks, Client, NotSent, ACCESS_TOKEN, DELIVERY,
-    IP, PIXEL, SHA_EMAIL_SHOPPER2, SHA_EMAIL_USER, SHA_EXTERNAL_4242, SHA_EXTERNAL_CUST42,
-    SHA_PHONE_UK, SHA_PHONE_US, SITE, TTCLID, TTCLID_ATTRS, TTP_ATTRS, UA,
+    closing_checks, cookie_value, element, is_minted_ttp, main_site_options, now_secs, start,
+    Checks, Client, NotSent, ACCESS_TOKEN, DELIVERY, IP, PIXEL, SHA_EMAIL_SHOPPER2, SHA_EMAIL_USER,
+    SHA_EXTERNAL_4242, SHA_EXTERNAL_CUST42, SHA_PHONE_UK, SHA_PHONE_US, SITE, TTCLID, TTCLID_ATTRS,
+    TTP_ATTRS, UA,
 };
 use ttedge_e2e::{MockTikTok, WranglerDev};
 
@@ -50,10 +50,7 @@ async fn payload_is_exactly_what_design_says() -> anyhow::Result<()> {
         skipped: 1,
         rejected: 1,
     };
-    nothing_else_reached_tiktok(&mut checks, &mut client, &tiktok, &delivered, not_sent).await?;
-
-    check_no_secret(&mut checks, &client, &worker);
-    checks.finish();
+    closing_checks(checks, &mut client, &tiktok, &worker, &delivered, not_sent).await?;
     Ok(())
 }
 

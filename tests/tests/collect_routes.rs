@@ -12,8 +12,7 @@
 
 use serde_json::json;
 use ttedge_e2e::collect::{
-    check_no_secret, main_site_options, nothing_else_reached_tiktok, start, truncate, Checks,
-    Client, NotSent,
+    closing_checks, main_site_options, start, truncate, Checks, Client, NotSent,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,10 +22,15 @@ async fn other_routes_answer_and_forward_nothing() -> anyhow::Result<()> {
 
     other_routes(&mut checks, &mut client).await?;
     admin_status_needs_the_token(&mut checks, &mut client).await?;
-    nothing_else_reached_tiktok(&mut checks, &mut client, &tiktok, &[], NotSent::default()).await?;
-
-    check_no_secret(&mut checks, &client, &worker);
-    checks.finish();
+    closing_checks(
+        checks,
+        &mut client,
+        &tiktok,
+        &worker,
+        &[],
+        NotSent::default(),
+    )
+    .await?;
     Ok(())
 }
 
