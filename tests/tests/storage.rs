@@ -107,6 +107,45 @@ async fn concurrent_single_event_collects_cost_under_two_rows_each() -> anyhow::
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_same_event_from_many_clients_at_once_is_stored_and_sent_once() -> anyhow::Result<()> {
+    let site = start("crowd").await?;
+    // Warm the object up, so that the crowd below comes to a busy one and is grouped.
+    site.collect(&event("crowd-warm-up")).await?;
+    let mut crowd = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let http = site.client.clone();
+        let url = format!("{}/collect", site.worker.base_url());
+        crowd.spawn(async move {
+            let resp = http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(json!({"batch": [event("crowd-same"), event("crowd-same")]}).to_string())
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status() == 202, "{}", resp.text().await?);
+            let answer: Value = resp.json().await?;
+            let statuses: Vec<String> = answer["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e["status"].as_str().unwrap_or_default().to_string())
+                .collect();
+            anyhow::Ok(statuses)
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(answer) = crowd.join_next().await {
+        statuses.extend(answer??);
+    }
+    let ready = statuses.iter().filter(|s| *s == "ready").count();
+    let duplicate = statuses.iter().filter(|s| *s == "duplicate").count();
+    assert_eq!((ready, duplicate), (1, 23), "{statuses:?}");
+    drained(&site, 2).await?;
+    assert_eq!(deliveries(&site).get("crowd-same"), Some(&1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_quiet_site_pays_four_rows_an_event_and_idle_wakes_write_nothing() -> anyhow::Result<()> {
     let site = start("quiet").await?;
     site.collect(&event("quiet-0")).await?;

@@ -41,8 +41,6 @@ pub struct Dispatcher {
     env: Env,
     /// `Err` when the tables could not be opened: every call says why, nothing is lost.
     storage: std::result::Result<Storage, String>,
-    /// When this instance started: a request out when the last one stopped is counted.
-    started_ms: u64,
     /// Collect requests waiting to be stored with the ones around them.
     groups: group::Groups,
 }
@@ -53,11 +51,17 @@ impl DurableObject for Dispatcher {
             worker::console_error!("dispatcher storage: {:?}", error.0);
             error.0
         });
+        if let Ok(storage) = &storage {
+            if let Err(error) = send_loop::count_unrecorded_send(storage, now_ms()) {
+                // The window may then run one request over after this restart; TikTok's
+                // 429 for it is retried like any other.
+                worker::console_error!("dispatcher start: {:?}", error.to_string());
+            }
+        }
         Dispatcher {
             state,
             env,
             storage,
-            started_ms: now_ms(),
             groups: group::Groups::default(),
         }
     }
@@ -91,12 +95,7 @@ impl DurableObject for Dispatcher {
             Route::State => {
                 let alarm = self.state.storage().get_alarm().await?;
                 let alarm_at = alarm.map(|at| at as f64);
-                Response::from_json(&report::queue_state(
-                    storage,
-                    self.started_ms,
-                    now,
-                    alarm_at,
-                )?)
+                Response::from_json(&report::queue_state(storage, now, alarm_at)?)
             }
             Route::Wake => {
                 if send_loop::has_work(storage, now)? {
@@ -104,11 +103,9 @@ impl DurableObject for Dispatcher {
                 }
                 Response::ok("awake")
             }
-            Route::Health => Response::from_json(&report::health(storage, self.started_ms, now)?),
+            Route::Health => Response::from_json(&report::health(storage, now)?),
             Route::Parked(page) => Response::from_json(&report::parked(storage, page)?),
-            Route::Test => {
-                test_call::send(storage, &self.env, self.started_ms, &body(&mut req).await?).await
-            }
+            Route::Test => test_call::send(storage, &self.env, &body(&mut req).await?).await,
             Route::Conversions => {
                 let query: ConversionQuery = body(&mut req).await?;
                 Response::from_json(&report::conversions(
@@ -126,7 +123,7 @@ impl DurableObject for Dispatcher {
             Err(reason) => return unavailable(reason),
         };
         let fired_ms = now_ms();
-        if let Some(at) = send_loop::run(storage, &self.env, self.started_ms).await? {
+        if let Some(at) = send_loop::run(storage, &self.env).await? {
             // An alarm set during this run (by an intake) that fires by `at` will do; the
             // one firing now is spent, whatever `get_alarm` says of it.
             match self.state.storage().get_alarm().await? {

@@ -178,16 +178,11 @@ fn queue(state: &State, intake: &[IntakeSummary]) -> (u64, Option<u64>) {
     (depth, oldest)
 }
 
-fn rate_window(
-    storage: &Storage,
-    state: &State,
-    started_ms: u64,
-    now_ms: u64,
-) -> Result<RateWindow> {
+fn rate_window(storage: &Storage, state: &State, now_ms: u64) -> Result<RateWindow> {
     let limit = storage
         .credentials()?
         .map_or(DEFAULT_LIMIT_PER_MINUTE, |c| c.rate_limit_per_minute);
-    let mut window = window(state, limit, started_ms, now_ms);
+    let mut window = window(state, limit);
     Ok(RateWindow {
         used: window.used(now_ms),
         limit: window.limit(),
@@ -199,7 +194,7 @@ fn newest_first(calls: &[CallRecord]) -> Vec<CallRecord> {
 }
 
 /// Delivery health at `now_ms`.
-pub fn health(storage: &Storage, started_ms: u64, now_ms: u64) -> Result<Health> {
+pub fn health(storage: &Storage, now_ms: u64) -> Result<Health> {
     let (state, intake) = counted_state(storage)?;
     let mut buckets: Vec<HourBucket> = storage.hours_since(health::oldest_kept_hour(now_ms))?;
     buckets.extend(state.hours.iter().cloned());
@@ -214,7 +209,7 @@ pub fn health(storage: &Storage, started_ms: u64, now_ms: u64) -> Result<Health>
             queue_depth,
             parked: storage.parked_total()?,
             oldest_queued_age_ms: oldest.map(|at| now_ms.saturating_sub(at)),
-            rate_window: rate_window(storage, &state, started_ms, now_ms)?,
+            rate_window: rate_window(storage, &state, now_ms)?,
         },
         emq: report.emq,
         recovery: RecoveryReport {
@@ -225,12 +220,7 @@ pub fn health(storage: &Storage, started_ms: u64, now_ms: u64) -> Result<Health>
 }
 
 /// The queue's state at `now_ms`.
-pub fn queue_state(
-    storage: &Storage,
-    started_ms: u64,
-    now_ms: u64,
-    alarm_at: Option<f64>,
-) -> Result<QueueState> {
+pub fn queue_state(storage: &Storage, now_ms: u64, alarm_at: Option<f64>) -> Result<QueueState> {
     let (state, intake) = counted_state(storage)?;
     let mut counters = Counts::default();
     for bucket in storage.hours_since(0)?.iter().chain(&state.hours) {
@@ -249,7 +239,7 @@ pub fn queue_state(
         parked: page.total,
         oldest_queued_age_ms: oldest.map(|at| now_ms.saturating_sub(at)),
         alarm_at,
-        rate_window: rate_window(storage, &state, started_ms, now_ms)?,
+        rate_window: rate_window(storage, &state, now_ms)?,
         counters,
         parked_events: page.events,
         recent_calls: newest_first(&state.calls),

@@ -65,17 +65,34 @@ pub fn delivery(storage: &Storage, env: &Env) -> std::result::Result<Delivery, A
     }
 }
 
-/// The rate window of `state` at `now_ms`. An object that stopped while sending (it had
-/// sent in the minute before this one started) may have lost the record of the one request
-/// that was out, so that one is counted as sent at the restart, for a minute: the limit
-/// holds across kill -9 without a write before each request.
-pub fn window(state: &State, limit: u32, started_ms: u64, now_ms: u64) -> SlidingWindow {
-    let was_sending = state
-        .sends
-        .iter()
-        .any(|&at| at <= started_ms && at + MINUTE_MS > started_ms);
-    let unrecorded = (was_sending && now_ms < started_ms + MINUTE_MS).then_some(started_ms);
-    SlidingWindow::per_minute(limit).with_sends(state.sends.iter().copied().chain(unrecorded))
+/// The rate window of `state`: the sends of the last minute.
+pub fn window(state: &State, limit: u32) -> SlidingWindow {
+    SlidingWindow::per_minute(limit).with_sends(state.sends.iter().copied())
+}
+
+/// Counts, at an instance's start, the request its predecessor may have had out.
+///
+/// A request is recorded only once its answer is back, so an object stopped while one was
+/// out (kill -9, a crash, a deploy) never recorded it, and TikTok counted it. An instance
+/// that finds the object was busy (a send in the last minute, or events waiting) counts one
+/// send at its start, and writes it down at once: a second restart within the minute keeps
+/// it, where a count held in memory would be lost and the window would run one over. It
+/// costs one row, only on a restart while busy.
+pub fn count_unrecorded_send(storage: &Storage, started_ms: u64) -> Result<()> {
+    let mut state = storage.state()?;
+    state.sends.retain(|&at| at + MINUTE_MS > started_ms);
+    let busy = !state.sends.is_empty() || {
+        let intake = storage.intake_since(earliest(&state))?;
+        state
+            .lanes
+            .iter()
+            .any(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0)
+    };
+    if busy {
+        state.sends.push(started_ms);
+        storage.save_state(&mut state, started_ms)?;
+    }
+    Ok(())
 }
 
 /// What the send loop found to do after one step.
@@ -90,7 +107,7 @@ enum Step {
 
 /// One alarm run: up to [`MAX_REQUESTS_PER_ALARM`] requests, then the clean-up. Answers
 /// when to wake next, if ever.
-pub async fn run(storage: &Storage, env: &Env, started_ms: u64) -> Result<Option<u64>> {
+pub async fn run(storage: &Storage, env: &Env) -> Result<Option<u64>> {
     let delivery = match delivery(storage, env) {
         Ok(delivery) => delivery,
         Err(error) => {
@@ -100,7 +117,7 @@ pub async fn run(storage: &Storage, env: &Env, started_ms: u64) -> Result<Option
     };
     let mut wake = None;
     for _ in 0..MAX_REQUESTS_PER_ALARM {
-        match step(storage, &delivery, started_ms).await? {
+        match step(storage, &delivery).await? {
             Step::Sent => wake = Some(now_ms()),
             Step::WakeAt(at) => {
                 wake = Some(at);
@@ -117,7 +134,7 @@ pub async fn run(storage: &Storage, env: &Env, started_ms: u64) -> Result<Option
 }
 
 /// Counts what came in since the last count, then plans one request and sends it.
-async fn step(storage: &Storage, delivery: &Delivery, started_ms: u64) -> Result<Step> {
+async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
     let now = now_ms();
     let mut state = storage.state()?;
     let intake = storage.intake_since(earliest(&state))?;
@@ -134,7 +151,7 @@ async fn step(storage: &Storage, delivery: &Delivery, started_ms: u64) -> Result
             events: queued_events(&intake, key, lane.cursor),
         })
         .collect();
-    let mut window = window(&state, delivery.rate_limit_per_minute, started_ms, now);
+    let mut window = window(&state, delivery.rate_limit_per_minute);
     let plan = match next_batch(&queued, &mut window, now) {
         Next::Send(plan) => plan,
         waiting => {

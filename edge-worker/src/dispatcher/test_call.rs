@@ -13,20 +13,14 @@ use crate::error::ApiError;
 use crate::runtime::now_ms;
 
 /// Sends the test event; 429 with `retry_after_ms` when the rate window is full.
-pub async fn send(
-    storage: &Storage,
-    env: &Env,
-    started_ms: u64,
-    test: &TestCall,
-) -> Result<Response> {
+pub async fn send(storage: &Storage, env: &Env, test: &TestCall) -> Result<Response> {
     let delivery = match delivery(storage, env) {
         Ok(delivery) => delivery,
         Err(error) => return error.into_response(),
     };
     let now = now_ms();
     let state = storage.state()?;
-    if let Err(free_at) = window(&state, delivery.rate_limit_per_minute, started_ms, now).check(now)
-    {
+    if let Err(free_at) = window(&state, delivery.rate_limit_per_minute).check(now) {
         return rate_limited(free_at.saturating_sub(now));
     }
     let key = ttedge_core::tiktok::RequestKey {
