@@ -109,7 +109,7 @@ async fn concurrent_single_event_collects_cost_under_two_rows_each() -> anyhow::
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_event_from_many_clients_at_once_is_stored_and_sent_once() -> anyhow::Result<()> {
     let site = start("crowd").await?;
-    // Warm the object up, so that the crowd below comes to a busy one and is grouped.
+    // The crowd comes at once, so most of it is grouped; grouped or not, one copy is stored.
     site.collect(&event("crowd-warm-up")).await?;
     let mut crowd = tokio::task::JoinSet::new();
     for _ in 0..12 {

@@ -8,8 +8,9 @@
 //! it is stored: the runtime holds each answer until the block's writes are durable, and a
 //! group that dies waiting wrote nothing, so its senders send again.
 //!
-//! A request that comes after a quiet spell ([`BUSY_GAP_MS`]) is stored at once: there is
-//! nothing to wait for, so a quiet site pays no latency for it.
+//! A request waits only when others are likely to come within the window: when the mean
+//! gap between arrivals is shorter than the window. One browser's events, or a few sites'
+//! sparse traffic, are stored at once and pay no wait; a crowd is grouped.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -24,8 +25,8 @@ use crate::runtime::now_ms;
 
 /// How long the first request of a group waits for others.
 pub const GROUP_WINDOW_MS: u64 = 20;
-/// Requests closer together than this are grouped.
-pub const BUSY_GAP_MS: u64 = 1_000;
+/// The weight of the newest gap in the mean gap between arrivals.
+const GAP_WEIGHT: f64 = 0.25;
 
 /// A request waiting for its group to be stored.
 struct Waiting {
@@ -33,20 +34,20 @@ struct Waiting {
     answer: oneshot::Sender<std::result::Result<IntakeAnswer, String>>,
 }
 
-/// The requests waiting to be stored, and when the last one came.
+/// The requests waiting to be stored, and how close together requests come.
 #[derive(Default)]
 pub struct Groups {
     waiting: RefCell<Vec<Waiting>>,
     last_arrival_ms: Cell<u64>,
+    /// The smoothed gap between arrivals, ms; `None` before the second arrival.
+    mean_gap_ms: Cell<Option<f64>>,
 }
 
 impl Groups {
     /// Stores `intake`, alone or with the requests around it; answers once it is stored.
     pub async fn store(&self, storage: &Storage, intake: Intake) -> Result<IntakeAnswer> {
         let now = now_ms();
-        let previous = self.last_arrival_ms.replace(now);
-        let quiet = now.saturating_sub(previous) >= BUSY_GAP_MS;
-        if quiet && self.waiting.borrow().is_empty() {
+        if !self.crowded(now) && self.waiting.borrow().is_empty() {
             let mut answers = intake::enqueue(storage, &[&intake], now)?;
             return answers
                 .pop()
@@ -71,6 +72,22 @@ impl Groups {
                 "the intake's group ended without an answer".into(),
             )),
         }
+    }
+
+    /// Whether requests come close enough together, with this one at `now_ms`, that a
+    /// group is worth waiting for.
+    fn crowded(&self, now_ms: u64) -> bool {
+        let previous = self.last_arrival_ms.replace(now_ms);
+        if previous == 0 {
+            return false;
+        }
+        let gap = now_ms.saturating_sub(previous) as f64;
+        let mean = self
+            .mean_gap_ms
+            .get()
+            .map_or(gap, |mean| mean + GAP_WEIGHT * (gap - mean));
+        self.mean_gap_ms.set(Some(mean));
+        mean < GROUP_WINDOW_MS as f64
     }
 
     /// Stores every waiting request in one synchronous block and hands each its answer.
