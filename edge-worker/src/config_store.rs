@@ -131,7 +131,10 @@ pub async fn set_live(
     host: &str,
     live: bool,
 ) -> std::result::Result<Option<StoredDestination>, ApiError> {
-    let body = serde_json::json!({ "host": host, "live": live });
+    let body = LiveSwitch {
+        host: host.to_string(),
+        live,
+    };
     let mut response = call(env, Method::Post, "/live", Some(&body)).await?;
     optional_json(&mut response).await
 }
@@ -143,7 +146,10 @@ pub async fn add_baseline(
     host: &str,
     baseline: &Baseline,
 ) -> std::result::Result<Option<StoredDestination>, ApiError> {
-    let body = serde_json::json!({ "host": host, "baseline": baseline });
+    let body = BaselineAdd {
+        host: host.to_string(),
+        baseline: baseline.clone(),
+    };
     let mut response = call(env, Method::Post, "/baseline", Some(&body)).await?;
     optional_json(&mut response).await
 }
@@ -161,6 +167,26 @@ pub async fn login_failed(env: &Env, ip: &str) -> std::result::Result<Option<u64
 /// Forgets `ip`'s failures after a successful login.
 pub async fn login_succeeded(env: &Env, ip: &str) -> std::result::Result<(), ApiError> {
     login(env, "/login/succeeded", ip).await.map(|_| ())
+}
+
+/// `POST /live`: a destination's live switch.
+#[derive(Debug, Serialize, Deserialize)]
+struct LiveSwitch {
+    host: String,
+    live: bool,
+}
+
+/// `POST /baseline`: a baseline for a destination.
+#[derive(Debug, Serialize, Deserialize)]
+struct BaselineAdd {
+    host: String,
+    baseline: Baseline,
+}
+
+/// `POST /login/...`: the client IP a login attempt came from.
+#[derive(Debug, Serialize, Deserialize)]
+struct LoginFrom {
+    ip: String,
 }
 
 /// A dashboard session, by its id (`session::id`).
@@ -196,7 +222,7 @@ pub async fn session_ended(env: &Env, id: &str) -> std::result::Result<bool, Api
 }
 
 async fn login(env: &Env, path: &str, ip: &str) -> std::result::Result<Option<u64>, ApiError> {
-    let body = serde_json::json!({ "ip": ip });
+    let body = LoginFrom { ip: ip.to_string() };
     let mut response = call(env, Method::Post, path, Some(&body)).await?;
     ok_json(&mut response).await
 }
@@ -269,21 +295,11 @@ impl DurableObject for Config {
                 found(deleted.then_some(()))
             }
             (Method::Post, "/live") => {
-                #[derive(Deserialize)]
-                struct Live {
-                    host: String,
-                    live: bool,
-                }
-                let Live { host, live } = req.json().await?;
+                let LiveSwitch { host, live } = req.json().await?;
                 found(self.update(&host, |stored| stored.settings.live = live)?)
             }
             (Method::Post, "/baseline") => {
-                #[derive(Deserialize)]
-                struct Add {
-                    host: String,
-                    baseline: Baseline,
-                }
-                let Add { host, baseline } = req.json().await?;
+                let BaselineAdd { host, baseline } = req.json().await?;
                 found(self.update(&host, |stored| {
                     let kept = &mut stored.baselines;
                     kept.retain(|b| (&b.from, &b.to) != (&baseline.from, &baseline.to));
@@ -300,11 +316,7 @@ impl DurableObject for Config {
                 Response::from_json(&self.session_ended(&id)?)
             }
             (Method::Post, path) if path.starts_with("/login/") => {
-                #[derive(Deserialize)]
-                struct Ip {
-                    ip: String,
-                }
-                let Ip { ip } = req.json().await?;
+                let LoginFrom { ip } = req.json().await?;
                 Response::from_json(&self.login(&path["/login/".len()..], &ip)?)
             }
             _ => ApiError::new(404, "not_found", "no such config route").into_response(),

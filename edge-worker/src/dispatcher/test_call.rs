@@ -46,15 +46,22 @@ pub async fn send(storage: &Storage, env: &Env, test: &TestCall) -> Result<Respo
     })
 }
 
+/// The answer when the token's rate window is full: the error, and when to try again.
+#[derive(serde::Serialize)]
+struct RateLimited {
+    error: ApiError,
+    retry_after_ms: u64,
+}
+
 fn rate_limited(retry_after_ms: u64) -> Result<Response> {
-    let body = serde_json::json!({
-        "error": ApiError::new(
+    let body = RateLimited {
+        error: ApiError::new(
             429,
             "rate_limited",
             "the access token's rate window is full; try again after retry_after_ms",
         ),
-        "retry_after_ms": retry_after_ms,
-    });
+        retry_after_ms,
+    };
     let response = Response::from_json(&body)?.with_status(429);
     response.headers().set(
         "Retry-After",
