@@ -63,8 +63,14 @@ impl Groups {
             waiting.len() == 1
         };
         if first {
+            // Dropped after the wait, or if this request is cancelled while waiting: the
+            // group is stored either way, so the others never wait for an answer that
+            // cannot come.
+            let _store = StoreOnDrop {
+                groups: self,
+                storage,
+            };
             Delay::from(Duration::from_millis(GROUP_WINDOW_MS)).await;
-            self.store_waiting(storage);
         }
         match receiver.await {
             Ok(answer) => answer.map_err(worker::Error::RustError),
@@ -107,5 +113,17 @@ impl Groups {
                 }
             }
         }
+    }
+}
+
+/// Stores the waiting group when dropped.
+struct StoreOnDrop<'a> {
+    groups: &'a Groups,
+    storage: &'a Storage,
+}
+
+impl Drop for StoreOnDrop<'_> {
+    fn drop(&mut self) {
+        self.groups.store_waiting(self.storage);
     }
 }
