@@ -8,7 +8,8 @@
 //! (no question asked: it passed a test); send an event to its host and see it counted; edit
 //! without retyping the token and Test again; Delete, confirming. Then the Add form by
 //! keyboard only (Tab order, Enter submits), a Live switch that asks first (never tested),
-//! Copy, and Delete again, back to the first run.
+//! Copy, and Delete again, back to the first run. All of it in headless Chromium, then in
+//! headless Firefox ESR (geckodriver).
 //!
 //! `TTEDGE_UPDATE_SCREENSHOT=1` writes the screenshots to `docs/setup-*.png` (the README's);
 //! otherwise they go to `target/e2e-logs/`.
@@ -639,12 +640,25 @@ async fn a_shop_is_connected_tested_and_turned_live_from_the_dashboard_alone() -
     ensure!(csp.contains("script-src 'sha256-"), "{csp}");
     ensure!(!csp.contains("script-src 'unsafe-inline'"), "{csp}");
 
-    let browser = Browser::start(BrowserOptions::new()).await?;
-    let shop = Shop::new("setup-shop");
-    walk(&site, &browser, &shop, true).await?;
-    let keys = Shop::new("keys-shop");
-    keyboard(&site, &browser, &keys).await?;
-    never_tested(&site, &browser, &keys).await?;
-    browser.close().await?;
+    // The same walk in Chromium (with the screenshots), then in Firefox: each ends on the
+    // first run again, as it began.
+    for (options, name) in [
+        (BrowserOptions::new(), "chromium"),
+        (BrowserOptions::firefox(), "firefox"),
+    ] {
+        let browser = Browser::start(options).await?;
+        let shots = name == "chromium";
+        walk(&site, &browser, &Shop::new(&format!("{name}-shop")), shots)
+            .await
+            .with_context(|| format!("the walk in {name}"))?;
+        let keys = Shop::new(&format!("{name}-keys"));
+        keyboard(&site, &browser, &keys)
+            .await
+            .with_context(|| format!("the keyboard in {name}"))?;
+        never_tested(&site, &browser, &keys)
+            .await
+            .with_context(|| format!("a never-tested destination in {name}"))?;
+        browser.close().await?;
+    }
     Ok(())
 }
