@@ -5,7 +5,8 @@
 //! The walk: log in; add a destination with a bad Pixel ID and see the error next to Pixel
 //! ID, then a bad second origin next to Site origins; save; see the token masked; Test, while
 //! the mock TikTok receives a `ViewContent` with that token and test code; turn it Live
-//! (no question asked: it passed a test); send an event to its host and see it counted; edit
+//! (no question asked: it passed a test); send an event to its host and see it counted;
+//! import a pixel baseline (a bad date refused under From) and see the delta; edit
 //! without retyping the token and Test again; Delete, confirming. Then the Add form by
 //! keyboard only (Tab order, Enter submits), a Live switch that asks first (never tested),
 //! Copy, and Delete again, back to the first run. All of it in headless Chromium, then in
@@ -451,6 +452,41 @@ async fn walk(site: &Site, browser: &Browser, shop: &Shop, shots: bool) -> anyho
         .find(|r| r.event_ids().contains(&format!("{host}-1")))
         .context("the event never reached TikTok")?;
     ensure!(event.header("access-token") == Some(shop.token.as_str()));
+
+    // A pixel baseline for today: a bad date is refused under From; then the delta shows
+    // (the server delivered 1 conversion, the pixel is said to have seen none).
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    browser.fill("#b-from", "2026-13-01").await?;
+    browser.fill("#b-to", &today).await?;
+    browser.fill("#b-pixel_conversions", "0").await?;
+    let import = "#baseline-form button[type=submit]";
+    ensure!(browser.text(import).await? == "Import");
+    browser.click(import).await?;
+    let error = wait_js(browser, &text_of("#eb-from"), "the From error", |t| {
+        !t.is_empty()
+    })
+    .await?;
+    ensure!(error.contains("YYYY-MM-DD"), "{error}");
+    browser.fill("#b-from", &today).await?;
+    browser.click(import).await?;
+    let delta = "[data-metric=\"recovery.baselines.0.delta\"]";
+    browser.wait_until_text(delta, |t| t == "1", WAIT).await?;
+    ensure!(
+        browser
+            .text("[data-metric=\"recovery.baselines.0.server_conversions\"]")
+            .await?
+            == "1"
+    );
+    let bar = "[data-baseline=\"0\"][data-field=server_conversions]";
+    ensure!(browser.attr(bar, "data-value").await?.as_deref() == Some("1"));
+    let health = site
+        .admin_get(&format!("/admin/api/destinations/{host}/health"))
+        .await?;
+    let recovered = &health["recovery"]["baselines"][0];
+    ensure!(
+        recovered["from"] == today && recovered["delta"] == 1,
+        "{health}"
+    );
     shot(browser, shots, "4-live").await?;
 
     // Edit without retyping the token: another test code; the stored token still works.

@@ -337,9 +337,10 @@ pub fn emq_card(out: &mut String, emq: &EmqReport) {
     out.push_str("</section>");
 }
 
-/// Conversions the server delivered that the pixel could not see, and the imported
-/// baselines that compare pixel and server conversions per period.
-pub fn recovery_card(out: &mut String, recovery: &RecoveryReport) {
+/// Conversions the server delivered that the pixel could not see, the imported baselines
+/// that compare pixel and server conversions per period (a table and a chart), and, for a
+/// stored destination (`import`: its host), the form that imports a baseline.
+pub fn recovery_card(out: &mut String, recovery: &RecoveryReport, import: Option<&str>) {
     let totals = &recovery.totals;
     out.push_str("<section class=\"card\"><h3>Recovery · 7 days</h3><div class=\"big\">");
     let delivered = totals.conversions_delivered.to_string();
@@ -367,8 +368,42 @@ pub fn recovery_card(out: &mut String, recovery: &RecoveryReport) {
             baseline_row(out, i, b);
         }
         out.push_str("</table>");
+        charts::baseline_chart(out, &recovery.baselines);
+    }
+    if let Some(host) = import {
+        baseline_form(out, host);
     }
     out.push_str("</section>");
+}
+
+/// The import of a pixel baseline: what Ads Manager shows for the browser pixel over some
+/// days. The script posts it to `…/baseline` and puts a refusal under the field it names.
+fn baseline_form(out: &mut String, host: &str) {
+    put!(
+        out,
+        "<form id=\"baseline-form\" data-host=\"{}\" method=\"post\" action=\"/admin\" \
+         novalidate><p><strong>Import a pixel baseline</strong><br><small id=\"h-baseline\">\
+         Conversions of the browser pixel in Ads Manager over these days (UTC, both included).\
+         </small></p><div class=\"cols3\">",
+        escape(host)
+    );
+    for (name, label, hint) in [
+        ("from", "From", "YYYY-MM-DD"),
+        ("to", "To", "YYYY-MM-DD"),
+        ("pixel_conversions", "Pixel conversions", "120"),
+    ] {
+        put!(
+            out,
+            "<div class=\"field\"><label for=\"b-{name}\">{label}</label><input id=\"b-{name}\" \
+             name=\"{name}\" type=\"text\" placeholder=\"{hint}\" autocomplete=\"off\" \
+             aria-describedby=\"h-baseline eb-{name}\"><p class=\"err\" id=\"eb-{name}\" \
+             role=\"alert\"></p></div>"
+        );
+    }
+    out.push_str(
+        "</div><p class=\"err\" id=\"eb-form\" role=\"alert\"></p>\
+         <button type=\"submit\">Import</button></form>",
+    );
 }
 
 fn baseline_row(out: &mut String, i: usize, b: &BaselineRecovery) {

@@ -116,6 +116,20 @@ async function save(f) {
 const form = $('destination-form');
 if (form) form.addEventListener('submit', ev => { ev.preventDefault(); save(form); });
 
+// Import: a pixel baseline for the shown destination; a refusal goes under its field.
+const baseline = $('baseline-form');
+if (baseline) baseline.addEventListener('submit', async ev => {
+  ev.preventDefault();
+  const E = baseline.elements, n = E.pixel_conversions.value.trim();
+  for (const p of baseline.querySelectorAll('.err')) p.textContent = '';
+  try {
+    const r = await call('POST', api(baseline.dataset.host) + '/baseline',
+      { from: E.from.value.trim(), to: E.to.value.trim(), pixel_conversions: /^\d+$/.test(n) ? Number(n) : n });
+    if (r.ok) return location.reload();
+    ($('eb-' + (r.body.error && r.body.error.path)) || $('eb-form')).textContent = why(r);
+  } catch (e) { $('eb-form').textContent = e.message; }
+});
+
 async function copy(b) {
   const pre = $(b.dataset.target);
   let done = false;

@@ -71,7 +71,7 @@ pub fn destinations(out: &mut String, view: &DashboardView) {
 
 /// The selected host's health: now and the three windows, the hourly charts, then match
 /// quality, recovery and recent errors.
-pub fn health_sections(out: &mut String, host: &str, health: &Health) {
+pub fn health_sections(out: &mut String, host: &str, health: &Health, stored: bool) {
     put!(
         out,
         "<h2>Health of {} <small>as of {} UTC</small></h2><div class=\"grid\">",
@@ -91,7 +91,7 @@ pub fn health_sections(out: &mut String, host: &str, health: &Health) {
     charts::chart_card(out, "Latency (ms)", hourly, &LATENCY, Style::Lines);
     out.push_str("</div><h2>Quality and recovery</h2><div class=\"grid charts\">");
     cards::emq_card(out, &health.emq);
-    cards::recovery_card(out, &health.recovery);
+    cards::recovery_card(out, &health.recovery, stored.then_some(host));
     cards::errors_card(out, &health.current);
     out.push_str("</div>");
 }

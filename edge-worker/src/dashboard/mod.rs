@@ -112,7 +112,13 @@ pub fn render_dashboard(view: &DashboardView) -> String {
     layout::destinations(&mut out, view);
     if let Some(host) = view.selected {
         match view.health {
-            Some(health) => layout::health_sections(&mut out, host, health),
+            Some(health) => {
+                let stored = view
+                    .destinations
+                    .iter()
+                    .any(|d| !d.is_vars() && d.host.as_deref() == Some(host));
+                layout::health_sections(&mut out, host, health, stored)
+            }
             None => layout::health_unavailable(&mut out, host),
         }
         out.push_str("<h2>Parked events</h2>");

@@ -949,3 +949,42 @@ fn the_page_s_script_is_allowed_by_its_hash() {
     assert_eq!(source, ttedge_core::hashing::csp_hash_source(script));
     assert!(source.starts_with("'sha256-") && source.ends_with("='"));
 }
+
+#[test]
+fn a_stored_destination_imports_baselines_and_charts_them() {
+    let html = sample();
+    for (name, label) in [
+        ("from", "From"),
+        ("to", "To"),
+        ("pixel_conversions", "Pixel conversions"),
+    ] {
+        let bound = format!("<label for=\"b-{name}\">{label}</label><input id=\"b-{name}\"");
+        assert_eq!(html.matches(&bound).count(), 1, "{bound}");
+        assert!(html.contains(&format!(
+            "<p class=\"err\" id=\"eb-{name}\" role=\"alert\">"
+        )));
+    }
+    assert!(html.contains("<button type=\"submit\">Import</button>"));
+    assert!(tag_with_id(&html, "baseline-form").contains("data-host=\"t.shop.com\""));
+    // The chart: one pair of bars per period, with the API's figures, and the delta.
+    for (field, value) in [("pixel_conversions", 120), ("server_conversions", 150)] {
+        let bar = format!("data-baseline=\"0\" data-field=\"{field}\" data-value=\"{value}\"");
+        assert_eq!(html.matches(&bar).count(), 1, "{bar}");
+    }
+    assert!(html.contains("text-anchor=\"middle\">-30</text>"));
+    assert!(JS.contains("'/baseline'") && JS.contains("$('eb-' + "));
+
+    // The default from the vars has no baselines of its own: no form.
+    let page = render_dashboard(&DashboardView {
+        destinations: &destinations(),
+        selected: Some("t.other.com"),
+        health: Some(&health()),
+        parked: None,
+        form: None,
+    });
+    assert!(!page.contains("id=\"baseline-form\""));
+    assert!(
+        page.contains("data-baseline=\"0\""),
+        "the chart still shows"
+    );
+}
