@@ -14,7 +14,9 @@
 //!   the pixel's own conversions over those days; answers the recovery against it.
 //! - `POST /admin/api/destinations/{host}/test`: the connection test, `{ok, latency_ms,
 //!   http_status, tiktok_code, message, hint, emq: {score, grade, coaching}}`; 429 with
-//!   `retry_after_ms` when the token's rate window is full.
+//!   `retry_after_ms` when the token's rate window is full. A stored destination keeps the
+//!   result (`last_test`, and `test_passed_ms` when it passed) for the dashboard's card and
+//!   its live switch.
 //! - `GET /admin/api/destinations/{host}/health`: delivery health, with the recovery
 //!   against every imported baseline.
 //! - `GET /admin/api/destinations/{host}/parked?limit=50&after=<seq>`: `{events: [{seq,
