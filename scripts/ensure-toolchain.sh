@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
+GECKODRIVER_VERSION=0.37.1
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -35,16 +36,18 @@ if [[ -f package.json ]]; then
   fi
 fi
 
-# Headless Chromium and its WebDriver for the browser tests (tests/src/browser.rs), from Debian;
-# fonts-liberation so screenshots look the same everywhere; openssl makes the tests' local TLS
-# certificates.
-if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -x /usr/bin/openssl ]]; then
-  say "installing chromium, chromium-driver, fonts-liberation and openssl"
+# Headless Chromium and its WebDriver for the browser tests (tests/src/browser.rs), and Firefox
+# ESR for the dashboard set-up test in Firefox, from Debian; fonts-liberation so screenshots look
+# the same everywhere; openssl makes the tests' local TLS certificates.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -x /usr/bin/openssl \
+      || ! -x /usr/bin/firefox-esr ]]; then
+  say "installing chromium, chromium-driver, firefox-esr, fonts-liberation and openssl"
   SUDO=()
   if [[ "$(id -u)" -ne 0 ]]; then SUDO=(sudo); fi
   apt_install() {
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y --no-install-recommends chromium chromium-driver fonts-liberation openssl
+      apt-get install -y --no-install-recommends chromium chromium-driver firefox-esr \
+      fonts-liberation openssl
   }
   # Refresh the package lists first only when there are none, or when the install fails
   # (stale lists name versions the mirror no longer has).
@@ -55,4 +58,11 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -x /usr/bin/open
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
     apt_install
   fi
+fi
+
+# Firefox's WebDriver: Debian has no package, so it is built from crates.io (about 5 minutes on
+# two cores, once).
+if [[ "$(installed_version "$CARGO_BIN/geckodriver" | head -1)" != "$GECKODRIVER_VERSION" ]]; then
+  say "installing geckodriver $GECKODRIVER_VERSION"
+  cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked
 fi

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use ttedge_core::destination::{Baseline, DestinationSettings};
+use ttedge_core::quality::MatchQuality;
 use ttedge_core::throttle::LoginThrottle;
 use worker::{
     durable_object, DurableObject, Env, Headers, Method, Request, Response, Result, SqlStorage,
@@ -59,6 +60,35 @@ pub struct StoredDestination {
     pub baselines: Vec<Baseline>,
     /// When the settings last changed, epoch ms.
     pub updated_ms: u64,
+    /// The last connection test's result, shown on the dashboard's card until the next one.
+    #[serde(default)]
+    pub last_test: Option<LastTest>,
+    /// When a connection test last passed, epoch ms; `None` when none has since the pixel
+    /// or the token last changed. The dashboard asks before turning such a destination live.
+    #[serde(default)]
+    pub test_passed_ms: Option<u64>,
+}
+
+/// A connection test's result as the destination keeps it: TikTok's answer and the test
+/// event's match quality (never the token, nor the event's data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastTest {
+    /// When it ran, epoch ms.
+    pub at_ms: u64,
+    /// TikTok took the test event.
+    pub ok: bool,
+    /// From sending to the end of TikTok's answer.
+    pub latency_ms: u64,
+    /// 0 when no answer came.
+    pub http_status: u16,
+    /// TikTok's `code`, when its answer had one.
+    pub tiktok_code: Option<i64>,
+    /// "Connection test successful!", or TikTok's message.
+    pub message: String,
+    /// What to do about a failure.
+    pub hint: Option<String>,
+    /// The test event's match quality, with its coaching.
+    pub emq: Option<MatchQuality>,
 }
 
 /// A `PUT`: new settings, and a newly sealed token unless the stored one is kept.
@@ -112,6 +142,18 @@ pub async fn put(env: &Env, put: &Put) -> std::result::Result<PutAnswer, ApiErro
             "access_token is required for a new destination",
         )
     })
+}
+
+/// Keeps a connection test's result on the destination (its settings and `updated_ms` are
+/// left as they are); `None` when there is no such destination.
+pub async fn record_test(
+    env: &Env,
+    host: &str,
+    test: &LastTest,
+) -> std::result::Result<Option<StoredDestination>, ApiError> {
+    let body = serde_json::json!({ "host": host, "test": test });
+    let mut response = call(env, Method::Post, "/tested", Some(&body)).await?;
+    optional_json(&mut response).await
 }
 
 /// Deletes a destination; `false` when there was none.
@@ -308,6 +350,15 @@ impl DurableObject for Config {
                     kept.drain(..excess);
                 })?)
             }
+            (Method::Post, "/tested") => {
+                #[derive(Deserialize)]
+                struct Tested {
+                    host: String,
+                    test: LastTest,
+                }
+                let Tested { host, test } = req.json().await?;
+                found(self.record_test(&host, test)?)
+            }
             (Method::Post, "/session/end") => {
                 Response::from_json(&self.end_session(req.json().await?)?)
             }
@@ -382,6 +433,13 @@ impl Config {
     fn put(&self, put: Put) -> Result<Option<PutAnswer>> {
         let existing = self.find(&put.host)?;
         let created = existing.is_none();
+        // A test that passed speaks for the same pixel and token only.
+        let (last_test, test_passed_ms) = match &existing {
+            Some(e) if put.token.is_none() && e.settings.pixel_id == put.settings.pixel_id => {
+                (e.last_test.clone(), e.test_passed_ms)
+            }
+            _ => (None, None),
+        };
         let (sealed_token, token_mask, baselines) = match (put.token, existing) {
             (Some((sealed, mask)), existing) => (
                 sealed,
@@ -402,9 +460,24 @@ impl Config {
             token_mask,
             baselines,
             updated_ms: now_ms(),
+            last_test,
+            test_passed_ms,
         };
         self.save(&stored)?;
         Ok(Some(PutAnswer { stored, created }))
+    }
+
+    /// Keeps a test's result; the settings and `updated_ms` stay as they are.
+    fn record_test(&self, host: &str, test: LastTest) -> Result<Option<StoredDestination>> {
+        let Some(mut stored) = self.find(host)? else {
+            return Ok(None);
+        };
+        if test.ok {
+            stored.test_passed_ms = Some(test.at_ms);
+        }
+        stored.last_test = Some(test);
+        self.save(&stored)?;
+        Ok(Some(stored))
     }
 
     fn update(

@@ -122,12 +122,47 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,1600",
 ];
 
+/// Debian's Firefox ESR (package `firefox-esr`), for [`BrowserOptions::firefox`].
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// Mozilla's WebDriver for Firefox: not packaged by Debian, so `scripts/ensure-toolchain.sh`
+/// builds it with `cargo install geckodriver` into `$CARGO_HOME/bin` (`~/.cargo/bin`).
+pub fn geckodriver() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+    cargo_home.join("bin/geckodriver")
+}
+
+/// Which browser a [`Browser`] drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Chromium through chromedriver: every option here applies.
+    Chromium,
+    /// Firefox ESR through geckodriver, headless, with a fresh profile. Chromium's flags
+    /// (host resolver rules, extra args) do not apply, nor do [`Browser::cdp`],
+    /// [`Browser::all_cookies`] and [`Browser::console_logs`].
+    Firefox,
+}
+
+impl Engine {
+    /// The browser's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "Chromium",
+            Engine::Firefox => "Firefox",
+        }
+    }
+}
+
 /// How often the `wait_*` helpers look again.
 const POLL: Duration = Duration::from_millis(50);
 
 /// How to start a [`Browser`]: `BrowserOptions::new()` gives a plain headless Chromium.
 #[derive(Clone, Debug)]
 pub struct BrowserOptions {
+    engine: Engine,
     host_resolver_rules: Option<String>,
     accept_insecure_certs: bool,
     args: Vec<String>,
@@ -141,6 +176,7 @@ pub struct BrowserOptions {
 impl Default for BrowserOptions {
     fn default() -> Self {
         BrowserOptions {
+            engine: Engine::Chromium,
             host_resolver_rules: None,
             accept_insecure_certs: false,
             args: Vec::new(),
@@ -157,6 +193,21 @@ impl BrowserOptions {
     /// Same as `default()`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A headless Firefox ESR ([`FIREFOX`]) through [`geckodriver`] instead of Chromium.
+    pub fn firefox() -> Self {
+        BrowserOptions {
+            engine: Engine::Firefox,
+            chromium: PathBuf::from(FIREFOX),
+            chromedriver: geckodriver(),
+            ..Self::default()
+        }
+    }
+
+    /// The browser these options start.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// `--host-resolver-rules=<rules>`, e.g. `MAP t.shop.test 127.0.0.1:8787, MAP shop.test
@@ -238,7 +289,40 @@ impl BrowserOptions {
 
     /// The capabilities of the new session, Chromium's flags included.
     fn capabilities(&self, user_data_dir: &Path) -> Capabilities {
-        let caps = json!({
+        let caps = match self.engine {
+            Engine::Chromium => self.chromium_capabilities(user_data_dir),
+            Engine::Firefox => json!({
+                "browserName": "firefox",
+                "acceptInsecureCerts": self.accept_insecure_certs,
+                "pageLoadStrategy": "normal",
+                "timeouts": {
+                    "implicit": 0,
+                    "pageLoad": duration_ms(self.page_load_timeout),
+                    "script": 30_000,
+                },
+                "moz:firefoxOptions": {
+                    "binary": self.chromium.display().to_string(),
+                    "args": ["-headless", "--width=1280", "--height=1600"],
+                    // The network here is closed: no update, telemetry or portal checks.
+                    "prefs": {
+                        "app.update.enabled": false,
+                        "browser.shell.checkDefaultBrowser": false,
+                        "datareporting.policy.dataSubmissionEnabled": false,
+                        "network.captive-portal-service.enabled": false,
+                        "network.connectivity-service.enabled": false,
+                        "toolkit.telemetry.reportingpolicy.firstRun": false,
+                    },
+                },
+            }),
+        };
+        match caps {
+            Value::Object(map) => map,
+            _ => unreachable!("json!({{..}}) is an object"),
+        }
+    }
+
+    fn chromium_capabilities(&self, user_data_dir: &Path) -> Value {
+        json!({
             "browserName": "chrome",
             "acceptInsecureCerts": self.accept_insecure_certs,
             "pageLoadStrategy": "normal",
@@ -253,11 +337,7 @@ impl BrowserOptions {
             },
             // What the page's console prints, for `Browser::console_logs`.
             "goog:loggingPrefs": { "browser": "ALL" },
-        });
-        match caps {
-            Value::Object(map) => map,
-            _ => unreachable!("json!({{..}}) is an object"),
-        }
+        })
     }
 }
 
@@ -352,14 +432,24 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session with `opts`. Fails (never skips)
     /// when Chromium or chromedriver is missing; other errors carry the tail of the log.
     pub async fn start(opts: BrowserOptions) -> anyhow::Result<Browser> {
+        let (driver, packages) = match opts.engine {
+            Engine::Chromium => (
+                "chromedriver",
+                "Debian packages chromium and chromium-driver",
+            ),
+            Engine::Firefox => (
+                "geckodriver",
+                "Debian package firefox-esr, and `cargo install geckodriver`",
+            ),
+        };
         for (what, path) in [
-            ("Chromium", &opts.chromium),
-            ("chromedriver", &opts.chromedriver),
+            (opts.engine.name(), &opts.chromium),
+            (driver, &opts.chromedriver),
         ] {
             if !path.is_file() {
                 bail!(
                     "{what} is not installed ({} is missing): run `bash scripts/ensure-toolchain.sh` \
-                     (Debian packages chromium and chromium-driver)",
+                     ({packages})",
                     path.display()
                 );
             }
@@ -387,9 +477,11 @@ impl Browser {
         let port = free_port()?;
         let log_path = match &opts.log_path {
             Some(path) => path.clone(),
-            None => repo_root()
-                .join("target/e2e-logs")
-                .join(format!("chromedriver-{}-{port}.log", epoch_ms())),
+            None => repo_root().join("target/e2e-logs").join(format!(
+                "{}-{}-{port}.log",
+                driver_name(opts.engine),
+                epoch_ms()
+            )),
         };
         if let Some(dir) = log_path.parent() {
             fs::create_dir_all(dir)
@@ -409,8 +501,25 @@ impl Browser {
         let profile_dir = scratch.path().join("profile");
 
         let mut cmd = Command::new(&opts.chromedriver);
-        cmd.arg(format!("--port={port}"))
-            .arg("--enable-chrome-logs")
+        cmd.arg(format!("--port={port}"));
+        match opts.engine {
+            Engine::Chromium => {
+                cmd.arg("--enable-chrome-logs");
+            }
+            Engine::Firefox => {
+                // Its profile in the scratch directory; Marionette and BiDi on free ports, so
+                // two Firefoxes never meet.
+                let profiles = scratch.path().join("profiles");
+                fs::create_dir_all(&profiles).context("creating Firefox's profile root")?;
+                cmd.arg("--profile-root").arg(&profiles).args([
+                    "--marionette-port",
+                    "0",
+                    "--websocket-port",
+                    "0",
+                ]);
+            }
+        }
+        cmd
             // Chromium inherits these: its crash-report database and dconf's cache go to the
             // scratch directory instead of ~/.config/chromium and ~/.cache.
             .env("XDG_CONFIG_HOME", scratch.path().join("config"))
@@ -463,8 +572,10 @@ impl Browser {
         browser.client = Some(client);
         browser.startup = started.elapsed();
         eprintln!(
-            "ttedge-e2e: headless Chromium ready in {:.1?} (chromedriver {:.1?}) on {} (log {})",
+            "ttedge-e2e: headless {} ready in {:.1?} ({} {:.1?}) on {} (log {})",
+            opts.engine.name(),
             browser.startup,
+            driver_name(opts.engine),
             driver_ready,
             browser.webdriver_url(),
             browser.log_path.display()
@@ -564,6 +675,7 @@ impl Browser {
             .client()
             .execute(
                 "return location.protocol === 'chrome-error:' \
+                   || location.href.startsWith('about:neterror') \
                    ? document.title + ': ' + (document.body ? document.body.innerText : '') \
                    : null;",
                 vec![],
@@ -957,6 +1069,14 @@ fn parse_cookies(value: &Value) -> anyhow::Result<Vec<BrowserCookie>> {
         .iter()
         .map(BrowserCookie::from_json)
         .collect()
+}
+
+/// The WebDriver server of `engine`.
+fn driver_name(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Chromium => "chromedriver",
+        Engine::Firefox => "geckodriver",
+    }
 }
 
 fn is_port_race(error: &anyhow::Error) -> bool {

@@ -14,7 +14,9 @@
 //!   the pixel's own conversions over those days; answers the recovery against it.
 //! - `POST /admin/api/destinations/{host}/test`: the connection test, `{ok, latency_ms,
 //!   http_status, tiktok_code, message, hint, emq: {score, grade, coaching}}`; 429 with
-//!   `retry_after_ms` when the token's rate window is full.
+//!   `retry_after_ms` when the token's rate window is full. A stored destination keeps the
+//!   result (`last_test`, and `test_passed_ms` when it passed) for the dashboard's card and
+//!   its live switch.
 //! - `GET /admin/api/destinations/{host}/health`: delivery health, with the recovery
 //!   against every imported baseline.
 //! - `GET /admin/api/destinations/{host}/parked?limit=50&after=<seq>`: `{events: [{seq,
@@ -39,7 +41,7 @@ use worker::{Env, Method, Request, Response};
 
 use super::views::{DestinationList, DestinationView};
 use crate::config::{self, Provenance, SiteConfig};
-use crate::config_store::{self, Put};
+use crate::config_store::{self, LastTest, Put};
 use crate::dispatcher::client::TestAnswer;
 use crate::dispatcher::report::Health;
 use crate::dispatcher::{self, ConversionQuery, ParkedPage, Replay, TestCall};
@@ -290,13 +292,41 @@ pub async fn connection_test(env: &Env, site: &SiteConfig, host: &str) -> Answer
             .map_err(|e| worker::Error::from(e.to_string()))?,
     };
     match dispatcher::test(env, site, &call).await? {
-        Ok(sent) => Ok(Response::from_json(&ConnectionTest {
-            sent,
-            event_id: event.event_id.to_string(),
-            emq: event.emq.clone(),
-        })?),
+        Ok(sent) => {
+            let answer = ConnectionTest {
+                sent,
+                event_id: event.event_id.to_string(),
+                emq: event.emq.clone(),
+            };
+            if let Provenance::Stored { host, .. } = &site.provenance {
+                keep_test(env, host, &answer).await;
+            }
+            Ok(Response::from_json(&answer)?)
+        }
         // A 429 with `retry_after_ms`, or a configuration error: passed on as it is.
         Err(refused) => Ok(refused),
+    }
+}
+
+/// Keeps the test's result on a stored destination, for its card and its live switch. The
+/// test itself happened: a failure to keep it is logged, not answered.
+async fn keep_test(env: &Env, host: &str, answer: &ConnectionTest) {
+    let sent = &answer.sent;
+    let test = LastTest {
+        at_ms: runtime::now_ms(),
+        ok: sent.ok,
+        latency_ms: sent.latency_ms,
+        http_status: sent.http_status,
+        tiktok_code: sent.tiktok_code,
+        message: sent.message.clone(),
+        hint: sent.hint.clone(),
+        emq: answer.emq.clone(),
+    };
+    if let Err(error) = config_store::record_test(env, host, &test).await {
+        worker::console_error!(
+            "the connection test of {host} was not kept: {}",
+            error.message
+        );
     }
 }
 

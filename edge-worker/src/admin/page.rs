@@ -21,10 +21,16 @@ use crate::{router, runtime};
 /// How long a dashboard session lasts: a working day.
 pub const SESSION_TTL_MS: u64 = 8 * 60 * 60 * 1_000;
 
-/// The page's policy: nothing from another host, no framing, scripts and styles inline only.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
-     script-src 'unsafe-inline'; connect-src 'self'; img-src data:; form-action 'self'; \
-     frame-ancestors 'none'; base-uri 'none'";
+/// The page's policy: nothing from another host, no framing, inline styles, and of scripts
+/// only the page's own, by its SHA-256 ([`dashboard::script_source`]): an injected inline
+/// script would not run.
+fn content_security_policy() -> String {
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src {}; connect-src 'self'; \
+         img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        dashboard::script_source()
+    )
+}
 
 /// The largest login form.
 const MAX_LOGIN_BODY: usize = 4 * 1024;
@@ -106,7 +112,9 @@ async fn login(mut req: Request, env: &Env, admin_token: &str) -> Answer {
     Ok(response)
 }
 
-/// The dashboard of the destination picked by `?host=` (else the first one).
+/// The dashboard of the destination picked by `?host=` (else the first one); with `?add`,
+/// or when there is no destination at all (no default either), it opens on the Add form,
+/// and with `?edit=<host>` on that stored destination's form.
 async fn dashboard_page(req: &Request, env: &Env) -> Answer {
     let list = api::destination_list(env).await?;
     let mut destinations = list.destinations;
@@ -123,7 +131,8 @@ async fn dashboard_page(req: &Request, env: &Env) -> Answer {
         }
         destinations.push(default);
     }
-    let asked = runtime::query(&url, "host");
+    let editing = runtime::query(&url, "edit");
+    let asked = editing.clone().or_else(|| runtime::query(&url, "host"));
     let selected = destinations
         .iter()
         .find(|d| asked.is_some() && d.host == asked)
@@ -140,6 +149,8 @@ async fn dashboard_page(req: &Request, env: &Env) -> Answer {
         }
         None => (None, None),
     };
+    let add = runtime::query(&url, "add").is_some();
+    let form = dashboard::form_for(&destinations, editing.as_deref(), add);
     html(
         200,
         dashboard::render_dashboard(&DashboardView {
@@ -147,6 +158,7 @@ async fn dashboard_page(req: &Request, env: &Env) -> Answer {
             selected: selected.and_then(|d| d.host.as_deref()),
             health: health.as_ref(),
             parked: parked.as_ref(),
+            form,
         }),
     )
 }
@@ -162,7 +174,7 @@ fn html(status: u16, body: String) -> Answer {
     let headers = Headers::new();
     headers.set("Content-Type", "text/html; charset=utf-8")?;
     headers.set("Cache-Control", "no-store")?;
-    headers.set("Content-Security-Policy", CONTENT_SECURITY_POLICY)?;
+    headers.set("Content-Security-Policy", &content_security_policy())?;
     headers.set("X-Content-Type-Options", "nosniff")?;
     headers.set("Referrer-Policy", "no-referrer")?;
     Ok(Response::from_html(body)?

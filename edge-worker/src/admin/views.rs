@@ -10,7 +10,7 @@ use ttedge_core::destination::{Baseline, DestinationSettings};
 use ttedge_core::seal;
 
 use crate::config::SiteConfig;
-use crate::config_store::StoredDestination;
+use crate::config_store::{LastTest, StoredDestination};
 
 /// One destination as `GET /admin/api/destinations[/{host}]` answers it.
 ///
@@ -44,8 +44,8 @@ pub struct DestinationView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "source", rename_all = "lowercase")]
 pub enum DestinationKind {
-    /// Stored through the admin API.
-    Admin(StoredFields),
+    /// Stored through the admin API (boxed: it is the larger variant by far).
+    Admin(Box<StoredFields>),
     /// `wrangler.toml` vars and the `TIKTOK_ACCESS_TOKEN` secret: no switch, always live on
     /// the dashboard.
     Vars,
@@ -66,6 +66,10 @@ pub struct StoredFields {
     pub baselines: Vec<Baseline>,
     /// When the settings last changed, epoch ms.
     pub updated_ms: u64,
+    /// The last connection test's result.
+    pub last_test: Option<LastTest>,
+    /// When a connection test last passed (for this pixel and token), epoch ms.
+    pub test_passed_ms: Option<u64>,
 }
 
 impl DestinationView {
@@ -94,14 +98,16 @@ impl DestinationView {
             site_origins,
             cookie_domain,
             rate_limit_per_minute,
-            kind: DestinationKind::Admin(StoredFields {
+            kind: DestinationKind::Admin(Box::new(StoredFields {
                 baseline_pixel_code,
                 event_overrides,
                 custom_events,
                 conversion_events,
                 baselines: stored.baselines.clone(),
                 updated_ms: stored.updated_ms,
-            }),
+                last_test: stored.last_test.clone(),
+                test_passed_ms: stored.test_passed_ms,
+            })),
         }
     }
 
@@ -123,6 +129,14 @@ impl DestinationView {
     /// Whether it comes from `wrangler.toml` vars.
     pub fn is_vars(&self) -> bool {
         matches!(self.kind, DestinationKind::Vars)
+    }
+
+    /// The settings only a stored destination has; `None` for the default.
+    pub fn stored_fields(&self) -> Option<&StoredFields> {
+        match &self.kind {
+            DestinationKind::Admin(stored) => Some(stored),
+            DestinationKind::Vars => None,
+        }
     }
 
     /// When a stored destination last changed, epoch ms.
@@ -172,6 +186,8 @@ mod tests {
                 pixel_conversions: 10,
             }],
             updated_ms: 1_764_000_000_000,
+            last_test: None,
+            test_passed_ms: None,
         }
     }
 
@@ -196,6 +212,8 @@ mod tests {
             ("access_token", json!("…1234")),
             ("baselines", json!(stored.baselines)),
             ("updated_ms", json!(1_764_000_000_000u64)),
+            ("last_test", Value::Null),
+            ("test_passed_ms", Value::Null),
             ("source", json!("admin")),
         ] {
             expected[key] = value;

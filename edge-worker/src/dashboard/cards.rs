@@ -6,10 +6,12 @@
 
 use ttedge_core::destination::BaselineRecovery;
 use ttedge_core::health::{EmqReport, WindowTotals, Windows};
+use ttedge_core::quality::Grade;
 
 use super::charts;
 use super::format::{dec1, escape, int, pct, query_value, utc, NONE};
 use crate::admin::views::DestinationView;
+use crate::config_store::LastTest;
 use crate::dispatcher::report::{Current, ParkedList, RecoveryReport};
 
 /// The health windows with their key in `health.windows` (the `data-metric` prefix) and
@@ -22,28 +24,52 @@ pub fn windows(w: &Windows) -> [(&'static str, &'static str, &WindowTotals); 3] 
     ]
 }
 
-/// One destination: its settings, its live switch (stored destinations only) and its
-/// connection test, whose result the script writes into `#test-result-<host>`.
+/// One destination: its settings, its live switch (stored destinations only), its
+/// connection test with the last result (the script writes a new one into
+/// `#test-result-<host>`), Edit and Delete, and how to install the SDK for it.
 pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, selected: bool) {
-    let class = if selected { "card sel" } else { "card" };
+    let class = if selected {
+        "card wide sel"
+    } else {
+        "card wide"
+    };
     let vars = item.is_vars();
+    let stored = item.stored_fields();
+    let h = escape(host);
     put!(
         out,
-        "<section class=\"{class}\"><a href=\"/admin?host={}\"><strong>{}</strong></a> \
-         <span class=\"badge\">{}</span><dl>",
+        "<section class=\"{class}\" data-destination=\"{h}\"><div class=\"cols\"><div>\
+         <a href=\"/admin?host={}\"><strong>{h}</strong></a> <span class=\"badge\">{}</span><dl>",
         escape(&query_value(host)),
-        escape(host),
         if vars { "wrangler.toml vars" } else { "admin" }
     );
-    for (label, text) in [
-        ("Pixel", item.pixel_id.clone()),
-        ("Access token", item.access_token.clone()),
-        ("Test event code", or_none(item.test_event_code.as_deref())),
-        ("Site origins", item.site_origins.join(", ")),
-        ("Rate limit / min", item.rate_limit_per_minute.to_string()),
-        ("Updated (UTC)", utc(item.updated_ms())),
+    let baseline = stored.and_then(|s| s.baseline_pixel_code.as_deref());
+    for (label, field, text) in [
+        ("Pixel ID", "pixel_id", item.pixel_id.clone()),
+        ("Access Token", "access_token", item.access_token.clone()),
+        (
+            "Test Event Code",
+            "test_event_code",
+            or_none(item.test_event_code.as_deref()),
+        ),
+        (
+            "Baseline Pixel Code",
+            "baseline_pixel_code",
+            or_none(baseline),
+        ),
+        ("Site origins", "site_origins", item.site_origins.join(", ")),
+        (
+            "Rate limit / min",
+            "rate_limit_per_minute",
+            item.rate_limit_per_minute.to_string(),
+        ),
+        ("Updated (UTC)", "updated_ms", utc(item.updated_ms())),
     ] {
-        put!(out, "<dt>{label}</dt><dd>{}</dd>", escape(&text));
+        put!(
+            out,
+            "<dt>{label}</dt><dd data-field=\"{field}\">{}</dd>",
+            escape(&text)
+        );
     }
     out.push_str("</dl><div class=\"row\">");
     if vars {
@@ -51,20 +77,111 @@ pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, se
         out.push_str("<span class=\"badge ok\">Always live</span>");
     } else {
         let live = item.live;
+        let tested = stored.is_some_and(|s| s.test_passed_ms.is_some());
         put!(
             out,
             "<button class=\"sw\" role=\"switch\" aria-checked=\"{live}\" aria-label=\"Live\" \
-             data-action=\"live\" data-host=\"{}\" data-live=\"{live}\"></button><span>{}</span>",
-            escape(host),
+             data-action=\"live\" data-host=\"{h}\" data-live=\"{live}\" \
+             data-tested=\"{tested}\"></button><span>{}</span>",
             if live { "Live" } else { "Not live" }
         );
     }
     put!(
         out,
-        "<button class=\"primary\" data-action=\"test\" data-host=\"{0}\">Test</button></div>\
-         <div class=\"result\" id=\"test-result-{0}\" aria-live=\"polite\"></div></section>",
-        escape(host)
+        "<button class=\"primary\" data-action=\"test\" data-host=\"{h}\">Test</button>"
     );
+    if !vars {
+        put!(
+            out,
+            "<form method=\"get\" action=\"/admin\"><input type=\"hidden\" name=\"edit\" \
+             value=\"{h}\"><button>Edit</button></form>\
+             <button data-action=\"delete\" data-host=\"{h}\">Delete</button>"
+        );
+    }
+    put!(
+        out,
+        "</div><div class=\"result\" id=\"test-result-{h}\" aria-live=\"polite\">"
+    );
+    if let Some(test) = stored.and_then(|s| s.last_test.as_ref()) {
+        test_result(out, test);
+    }
+    out.push_str("</div></div>");
+    install(out, host);
+    out.push_str("</div></section>");
+}
+
+/// The last connection test, as the script shows a new one: "Connection test successful!"
+/// or TikTok's message, then latency, HTTP status and TikTok's code, the hint, and the test
+/// event's match quality with its coaching.
+fn test_result(out: &mut String, t: &LastTest) {
+    let (tone, verdict) = if t.ok {
+        ("ok", "OK")
+    } else {
+        ("bad", "Failed")
+    };
+    put!(
+        out,
+        "<div><span class=\"badge {tone}\">{verdict}</span> {}</div>\
+         <div class=\"muted\">{} ms · HTTP {} · TikTok code {}</div>",
+        escape(&t.message),
+        t.latency_ms,
+        t.http_status,
+        int(t.tiktok_code)
+    );
+    if let Some(hint) = t.hint.as_deref().filter(|h| !h.is_empty()) {
+        put!(out, "<div class=\"warn\">{}</div>", escape(hint));
+    }
+    if let Some(q) = &t.emq {
+        let grade = match q.grade {
+            Grade::Excellent => "excellent",
+            Grade::Good => "good",
+            Grade::NeedsImprovement => "needs improvement",
+        };
+        put!(out, "<div>EMQ {} ({grade})</div>", q.score);
+        if !q.coaching.is_empty() {
+            out.push_str("<ul>");
+            for c in &q.coaching {
+                put!(
+                    out,
+                    "<li>{} +{}: {}</li>",
+                    c.factor.name(),
+                    c.gain,
+                    escape(&c.advice)
+                );
+            }
+            out.push_str("</ul>");
+        }
+    }
+    put!(
+        out,
+        "<div class=\"muted\">Tested {} UTC</div>",
+        utc(t.at_ms)
+    );
+}
+
+/// The SDK snippet for `host` with its Copy button, and Google Tag Manager in short.
+fn install(out: &mut String, host: &str) {
+    let h = escape(host);
+    put!(
+        out,
+        "<div class=\"install\"><strong>Install</strong><p class=\"muted\">In the &lt;head&gt; \
+         of every page:</p><pre id=\"snippet-{h}\">{}</pre>\
+         <button data-action=\"copy\" data-target=\"snippet-{h}\">Copy</button>\
+         <p><strong>With Google Tag Manager</strong></p><ol>\
+         <li>Tags → New → Custom HTML: paste the snippet.</li>\
+         <li>Trigger: Initialization – All Pages (after your consent banner's Consent \
+         Initialization).</li>\
+         <li>Submit. The SDK reads the dataLayer itself (purchase → CompletePayment): no tag \
+         per event.</li></ol></div>",
+        escape(&snippet(host))
+    );
+}
+
+/// The install snippet of README's "Browser SDK" with `host` as its endpoint.
+pub fn snippet(host: &str) -> String {
+    format!(
+        "<script>\n  window.ttedge = window.ttedge || function () {{ (ttedge.q = ttedge.q || []).push(arguments); }};\n  ttedge('init', {{ endpoint: 'https://{host}' }});\n</script>\n<script async src=\"https://{host}/sdk.js\"></script>"
+    )
 }
 
 /// Queue, parked events and the token's rate window at this moment.
@@ -220,9 +337,10 @@ pub fn emq_card(out: &mut String, emq: &EmqReport) {
     out.push_str("</section>");
 }
 
-/// Conversions the server delivered that the pixel could not see, and the imported
-/// baselines that compare pixel and server conversions per period.
-pub fn recovery_card(out: &mut String, recovery: &RecoveryReport) {
+/// Conversions the server delivered that the pixel could not see, the imported baselines
+/// that compare pixel and server conversions per period (a table and a chart), and, for a
+/// stored destination (`import`: its host), the form that imports a baseline.
+pub fn recovery_card(out: &mut String, recovery: &RecoveryReport, import: Option<&str>) {
     let totals = &recovery.totals;
     out.push_str("<section class=\"card\"><h3>Recovery · 7 days</h3><div class=\"big\">");
     let delivered = totals.conversions_delivered.to_string();
@@ -250,8 +368,42 @@ pub fn recovery_card(out: &mut String, recovery: &RecoveryReport) {
             baseline_row(out, i, b);
         }
         out.push_str("</table>");
+        charts::baseline_chart(out, &recovery.baselines);
+    }
+    if let Some(host) = import {
+        baseline_form(out, host);
     }
     out.push_str("</section>");
+}
+
+/// The import of a pixel baseline: what Ads Manager shows for the browser pixel over some
+/// days. The script posts it to `…/baseline` and puts a refusal under the field it names.
+fn baseline_form(out: &mut String, host: &str) {
+    put!(
+        out,
+        "<form id=\"baseline-form\" data-host=\"{}\" method=\"post\" action=\"/admin\" \
+         novalidate><p><strong>Import a pixel baseline</strong><br><small id=\"h-baseline\">\
+         Conversions of the browser pixel in Ads Manager over these days (UTC, both included).\
+         </small></p><div class=\"cols3\">",
+        escape(host)
+    );
+    for (name, label, hint) in [
+        ("from", "From", "YYYY-MM-DD"),
+        ("to", "To", "YYYY-MM-DD"),
+        ("pixel_conversions", "Pixel conversions", "120"),
+    ] {
+        put!(
+            out,
+            "<div class=\"field\"><label for=\"b-{name}\">{label}</label><input id=\"b-{name}\" \
+             name=\"{name}\" type=\"text\" placeholder=\"{hint}\" autocomplete=\"off\" \
+             aria-describedby=\"h-baseline eb-{name}\"><p class=\"err\" id=\"eb-{name}\" \
+             role=\"alert\"></p></div>"
+        );
+    }
+    out.push_str(
+        "</div><p class=\"err\" id=\"eb-form\" role=\"alert\"></p>\
+         <button type=\"submit\">Import</button></form>",
+    );
 }
 
 fn baseline_row(out: &mut String, i: usize, b: &BaselineRecovery) {

@@ -4,6 +4,7 @@
 //! Every hourly bar and point carries `data-series` (its field in `hourly[]`),
 //! `data-hour-ms` and `data-value`, the exact figure, so a test reads the chart as data.
 
+use ttedge_core::destination::BaselineRecovery;
 use ttedge_core::health::{HourPoint, HOUR_MS};
 
 use super::format::{escape, utc};
@@ -282,4 +283,56 @@ pub fn rate_meter(out: &mut String, used: u32, limit: u32) {
         "<svg class=\"meter\" viewBox=\"0 0 100 6\" preserveAspectRatio=\"none\">\
          <rect class=\"{class}\" width=\"{width}\" height=\"6\"/></svg>"
     );
+}
+
+/// Pixel against server conversions per imported period, as pairs of bars. Each bar
+/// carries `data-baseline` (its index in `recovery.baselines`), `data-field` and
+/// `data-value`; the delta is written above each pair.
+pub fn baseline_chart(out: &mut String, baselines: &[BaselineRecovery]) {
+    if baselines.is_empty() {
+        return;
+    }
+    let highest = baselines
+        .iter()
+        .map(|b| b.pixel_conversions.max(b.server_conversions))
+        .max()
+        .unwrap_or(0);
+    let top = nice_ceil(highest);
+    let slot = 340 / baselines.len().max(1) as u64;
+    let bar = (slot.saturating_sub(6) / 2).clamp(1, 40);
+    out.push_str(
+        "<div class=\"legend\"><span><i class=\"k1\"></i>Pixel</span>\
+         <span><i class=\"k2\"></i>Server</span></div>\
+         <svg viewBox=\"0 0 360 124\" role=\"img\" aria-label=\"Pixel and server conversions per period\">",
+    );
+    for (i, b) in baselines.iter().enumerate() {
+        let x = 10 + i as u64 * slot + slot.saturating_sub(2 * bar) / 2;
+        for (j, (field, class, value)) in [
+            ("pixel_conversions", "k1", b.pixel_conversions),
+            ("server_conversions", "k2", b.server_conversions),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let height =
+                ((u128::from(value) * 80 + u128::from(top) / 2) / u128::from(top)).min(80) as u64;
+            put!(
+                out,
+                "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{bar}\" height=\"{height}\" \
+                 data-baseline=\"{i}\" data-field=\"{field}\" data-value=\"{value}\"/>",
+                x + j as u64 * bar,
+                96 - height
+            );
+        }
+        put!(
+            out,
+            "<text x=\"{mid}\" y=\"10\" text-anchor=\"middle\">{sign}{}</text>\
+             <text x=\"{mid}\" y=\"112\" text-anchor=\"middle\">{}</text>",
+            b.delta,
+            escape(b.from.get(5..).unwrap_or(&b.from)),
+            mid = x + bar,
+            sign = if b.delta > 0 { "+" } else { "" },
+        );
+    }
+    out.push_str("</svg>");
 }

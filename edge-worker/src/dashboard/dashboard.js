@@ -1,19 +1,28 @@
-// The dashboard's buttons. Every answer is shown with textContent, never as HTML.
+// The dashboard's buttons and the destination form. Answers are shown with textContent, never as HTML.
 'use strict';
 const api = h => '/admin/api/destinations/' + encodeURIComponent(h);
+const home = h => '/admin' + (h ? '?host=' + encodeURIComponent(h) : '');
+const $ = id => document.getElementById(id);
 
-// POSTs JSON with the header the CSRF guard asks for; throws the API's error message.
-async function post(url, body) {
+// Sends JSON with the header the CSRF guard asks for: {ok, status, body}.
+async function call(method, url, body) {
   const r = await fetch(url, {
-    method: 'POST',
+    method,
     credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', 'X-Requested-With': 'ttedge' },
-    body: JSON.stringify(body),
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   let j = null;
   try { j = await r.json(); } catch (e) { /* not JSON */ }
-  if (!r.ok) throw new Error((j && j.error && j.error.message) || 'HTTP ' + r.status);
-  return j || {};
+  return { ok: r.ok, status: r.status, body: j || {} };
+}
+const why = r => (r.body.error && r.body.error.message) || 'HTTP ' + r.status;
+
+// call(), throwing the API's error message.
+async function send(method, url, body) {
+  const r = await call(method, url, body);
+  if (!r.ok) throw new Error(why(r));
+  return r.body;
 }
 
 function el(tag, cls, text) {
@@ -24,17 +33,17 @@ function el(tag, cls, text) {
 }
 
 function flash(text, cls) {
-  const f = document.getElementById('flash');
+  const f = $('flash');
   f.className = 'flash ' + (cls || '');
   f.textContent = text;
 }
 
+// As the server renders the last test on the card.
 function showTest(out, r) {
   const head = el('div');
-  head.append(el('span', 'badge ' + (r.ok ? 'ok' : 'bad'), r.ok ? 'OK' : 'Failed'), ' ',
-    r.message || '', el('span', 'muted', ' · ' + r.latency_ms + ' ms · HTTP ' + r.http_status +
-      (r.tiktok_code != null ? ' · code ' + r.tiktok_code : '')));
-  out.replaceChildren(head);
+  head.append(el('span', 'badge ' + (r.ok ? 'ok' : 'bad'), r.ok ? 'OK' : 'Failed'), ' ' + (r.message || ''));
+  out.replaceChildren(head, el('div', 'muted', r.latency_ms + ' ms · HTTP ' + r.http_status +
+    ' · TikTok code ' + (r.tiktok_code ?? '–')));
   if (r.hint) out.append(el('div', 'warn', r.hint));
   const q = r.emq;
   if (q) {
@@ -45,27 +54,128 @@ function showTest(out, r) {
   }
 }
 
+// A refusal next to the field its JSON path names (site_origins[1] → Site origins).
+function showError(f, path, text) {
+  const m = /^([a-z_]+)(?:\[(\d+)\]|\.(.+))?$/.exec(path || '') || [];
+  const slot = (m[1] && $('e-' + m[1])) || $('e-form');
+  slot.textContent = (m[2] ? 'Line ' + (+m[2] + 1) + ': ' : m[3] ? m[3] + ': ' : '') + text;
+  const input = slot.id !== 'e-form' && f.elements[m[1]];
+  if (input) {
+    input.setAttribute('aria-invalid', 'true');
+    const d = input.closest('details');
+    if (d) d.open = true;
+    input.focus();
+  }
+}
+
+// Save: the form as the PUT's settings. A new destination is not live; an edit keeps the
+// switch as it is, and an empty token keeps the stored one.
+async function save(f) {
+  const E = f.elements, v = n => E[n].value.trim();
+  const lines = n => v(n).split('\n').map(s => s.trim()).filter(Boolean);
+  for (const p of f.querySelectorAll('.err')) p.textContent = '';
+  for (const i of f.querySelectorAll('[aria-invalid]')) i.removeAttribute('aria-invalid');
+  const host = v('host').toLowerCase();
+  const body = {
+    pixel_id: v('pixel_id'), test_event_code: v('test_event_code'),
+    baseline_pixel_code: v('baseline_pixel_code'), live: f.dataset.live === 'true',
+    site_origins: lines('site_origins'), cookie_domain: v('cookie_domain'), event_overrides: {},
+    custom_events: E.custom_events.checked, conversion_events: lines('conversion_events'),
+  };
+  if (v('access_token')) body.access_token = v('access_token');
+  const rate = v('rate_limit_per_minute');
+  if (rate) body.rate_limit_per_minute = /^\d+$/.test(rate) ? Number(rate) : rate;
+  let bad = host ? null : ['host', 'Enter the host this Worker is routed on, such as t.shop.com.'];
+  lines('event_overrides').forEach((l, i) => {
+    const p = l.split('=').map(s => s.trim());
+    if (p.length !== 2 || !p[0] || !p[1]) bad = bad || ['event_overrides[' + i + ']', 'write incoming name = TikTok name'];
+    else body.event_overrides[p[0]] = p[1];
+  });
+  const button = f.querySelector('[type=submit]');
+  button.disabled = true;
+  try {
+    if (!bad && f.dataset.mode === 'add') {
+      const r = await call('GET', api(host));
+      if (r.ok) bad = ['host', host + ' already has a destination: use its Edit button.'];
+      else if (r.status !== 404) bad = [r.body.error && r.body.error.path, why(r)];
+    }
+    if (!bad) {
+      const r = await call('PUT', api(host), body);
+      if (r.ok) { location.href = home(host); return; }
+      bad = [r.body.error && r.body.error.path, why(r)];
+    }
+  } catch (e) {
+    bad = ['', e.message];
+  } finally {
+    button.disabled = false;
+  }
+  E.access_token.value = '';
+  showError(f, bad[0], bad[1]);
+}
+
+const form = $('destination-form');
+if (form) form.addEventListener('submit', ev => { ev.preventDefault(); save(form); });
+
+// Import: a pixel baseline for the shown destination; a refusal goes under its field.
+const baseline = $('baseline-form');
+if (baseline) baseline.addEventListener('submit', async ev => {
+  ev.preventDefault();
+  const E = baseline.elements, n = E.pixel_conversions.value.trim();
+  for (const p of baseline.querySelectorAll('.err')) p.textContent = '';
+  try {
+    const r = await call('POST', api(baseline.dataset.host) + '/baseline',
+      { from: E.from.value.trim(), to: E.to.value.trim(), pixel_conversions: /^\d+$/.test(n) ? Number(n) : n });
+    if (r.ok) return location.reload();
+    ($('eb-' + (r.body.error && r.body.error.path)) || $('eb-form')).textContent = why(r);
+  } catch (e) { $('eb-form').textContent = e.message; }
+});
+
+async function copy(b) {
+  const pre = $(b.dataset.target);
+  let done = false;
+  try { await navigator.clipboard.writeText(pre.textContent); done = true; } catch (e) {
+    const r = document.createRange(), s = getSelection();
+    r.selectNodeContents(pre);
+    s.removeAllRanges();
+    s.addRange(r);
+    try { done = document.execCommand('copy'); } catch (e2) { /* selected: Ctrl+C */ }
+  }
+  b.textContent = done ? 'Copied' : 'Press Ctrl+C';
+  setTimeout(() => { b.textContent = 'Copy'; }, 2000);
+}
+
 document.addEventListener('click', async ev => {
   const b = ev.target.closest('button[data-action]');
   if (!b) return;
   const h = b.dataset.host, a = b.dataset.action;
   if (a === 'replay' && !b.dataset.eventId && !confirm('Replay every parked event of ' + h + '?')) return;
+  if (a === 'delete' && !confirm('Delete the destination ' + h + '? Its settings and token are removed.')) return;
+  if (a === 'live' && b.dataset.live !== 'true' && b.dataset.tested !== 'true' &&
+    !confirm(h + ' has never passed a connection test. Turn it live anyway?')) return;
   b.disabled = true;
   try {
     if (a === 'test') {
-      const out = document.getElementById('test-result-' + h);
+      const out = $('test-result-' + h);
       out.replaceChildren(el('span', 'muted', 'Sending a test event…'));
-      try { showTest(out, await post(api(h) + '/test', {})); }
-      catch (e) { out.replaceChildren(el('span', 'bad', e.message)); }
+      try {
+        const r = await send('POST', api(h) + '/test', {});
+        showTest(out, r);
+        if (r.ok) for (const s of document.querySelectorAll('[data-action=live]')) if (s.dataset.host === h) s.dataset.tested = 'true';
+      } catch (e) { out.replaceChildren(el('span', 'bad', e.message)); }
     } else if (a === 'live') {
       const want = b.dataset.live !== 'true';
-      const d = await post(api(h) + '/live', { live: want });
+      const d = await send('POST', api(h) + '/live', { live: want });
       b.dataset.live = String(d.live ?? want);
       b.setAttribute('aria-checked', b.dataset.live);
       location.reload();
+    } else if (a === 'delete') {
+      await send('DELETE', api(h));
+      location.href = home();
+    } else if (a === 'copy') {
+      await copy(b);
     } else if (a === 'replay') {
       const id = b.dataset.eventId;
-      const r = await post(api(h) + '/parked/replay', id ? { event_ids: [id] } : {});
+      const r = await send('POST', api(h) + '/parked/replay', id ? { event_ids: [id] } : {});
       const nf = r.not_found || [];
       flash('Replayed ' + r.replayed + (nf.length ? '; not found: ' + nf.join(', ') : ''), 'ok');
       setTimeout(() => location.reload(), 900);

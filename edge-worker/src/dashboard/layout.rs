@@ -42,9 +42,19 @@ pub fn header(out: &mut String, view: &DashboardView) {
     );
 }
 
-/// Every destination with a host, as a card; a note when there is none.
+/// No destination at all: none stored and no default from the vars.
+pub fn first_run(view: &DashboardView) -> bool {
+    view.destinations.is_empty()
+}
+
+/// Every destination with a host, as a card, after the Add button; a note when there is none.
 pub fn destinations(out: &mut String, view: &DashboardView) {
-    out.push_str("<h2>Destinations</h2><div class=\"grid\">");
+    out.push_str(
+        "<div class=\"row\"><h2>Destinations</h2><form method=\"get\" action=\"/admin\">\
+         <input type=\"hidden\" name=\"add\" value=\"1\">\
+         <button class=\"primary\" id=\"add-destination\">Add destination</button></form></div>\
+         <div class=\"grid\">",
+    );
     let mut any = false;
     for item in view.destinations {
         let Some(host) = item.host.as_deref() else {
@@ -61,7 +71,7 @@ pub fn destinations(out: &mut String, view: &DashboardView) {
 
 /// The selected host's health: now and the three windows, the hourly charts, then match
 /// quality, recovery and recent errors.
-pub fn health_sections(out: &mut String, host: &str, health: &Health) {
+pub fn health_sections(out: &mut String, host: &str, health: &Health, stored: bool) {
     put!(
         out,
         "<h2>Health of {} <small>as of {} UTC</small></h2><div class=\"grid\">",
@@ -81,7 +91,7 @@ pub fn health_sections(out: &mut String, host: &str, health: &Health) {
     charts::chart_card(out, "Latency (ms)", hourly, &LATENCY, Style::Lines);
     out.push_str("</div><h2>Quality and recovery</h2><div class=\"grid charts\">");
     cards::emq_card(out, &health.emq);
-    cards::recovery_card(out, &health.recovery);
+    cards::recovery_card(out, &health.recovery, stored.then_some(host));
     cards::errors_card(out, &health.current);
     out.push_str("</div>");
 }

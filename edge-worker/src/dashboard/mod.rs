@@ -33,6 +33,7 @@ macro_rules! put {
 
 mod cards;
 mod charts;
+mod form;
 mod format;
 mod layout;
 #[cfg(test)]
@@ -44,8 +45,13 @@ use format::escape;
 
 /// The page's style sheet, inlined.
 const CSS: &str = include_str!("dashboard.css");
-/// The page's script (buttons and the live switch), inlined.
+/// The page's script (buttons, the live switch and the destination form), inlined.
 const JS: &str = include_str!("dashboard.js");
+
+/// The Content-Security-Policy source that allows the page's script and nothing else.
+pub fn script_source() -> String {
+    ttedge_core::hashing::csp_hash_source(JS)
+}
 
 /// What one dashboard page shows.
 pub struct DashboardView<'a> {
@@ -58,9 +64,39 @@ pub struct DashboardView<'a> {
     pub health: Option<&'a Health>,
     /// First page of `GET /admin/api/destinations/{host}/parked`.
     pub parked: Option<&'a ParkedList>,
+    /// The destination form the page opens on, if any.
+    pub form: Option<Form<'a>>,
 }
 
-/// The dashboard page: destinations with their live switch and connection test, then the
+/// The destination form: adding one (`?add`, and the first run) or editing a stored one
+/// (`?edit=<host>`).
+#[derive(Clone, Copy)]
+pub enum Form<'a> {
+    /// Empty, for a new destination.
+    Add,
+    /// Filled with a stored destination's settings; the token field stays empty.
+    Edit(&'a DestinationView),
+}
+
+/// The form a page opens on: `edit`'s (a stored destination's host) when asked, the Add form
+/// when asked (`add`) or on the first run (no destination at all, no default either).
+pub fn form_for<'a>(
+    destinations: &'a [DestinationView],
+    edit: Option<&str>,
+    add: bool,
+) -> Option<Form<'a>> {
+    match edit {
+        Some(host) => destinations
+            .iter()
+            .find(|d| !d.is_vars() && d.host.as_deref() == Some(host))
+            .map(Form::Edit),
+        None if add || destinations.is_empty() => Some(Form::Add),
+        None => None,
+    }
+}
+
+/// The dashboard page: the destination form when asked for (or on the first run), the
+/// destinations with their live switch, connection test and install snippet, then the
 /// selected host's health, charts, match quality, recovery, recent errors and parked events.
 pub fn render_dashboard(view: &DashboardView) -> String {
     let mut out = String::with_capacity(64 * 1024);
@@ -70,10 +106,19 @@ pub fn render_dashboard(view: &DashboardView) -> String {
     layout::open_page(&mut out, &title);
     layout::header(&mut out, view);
     out.push_str("<main><p id=\"flash\" class=\"flash\" role=\"status\"></p>");
+    if let Some(form) = view.form {
+        form::destination_form(&mut out, form, layout::first_run(view));
+    }
     layout::destinations(&mut out, view);
     if let Some(host) = view.selected {
         match view.health {
-            Some(health) => layout::health_sections(&mut out, host, health),
+            Some(health) => {
+                let stored = view
+                    .destinations
+                    .iter()
+                    .any(|d| !d.is_vars() && d.host.as_deref() == Some(host));
+                layout::health_sections(&mut out, host, health, stored)
+            }
             None => layout::health_unavailable(&mut out, host),
         }
         out.push_str("<h2>Parked events</h2>");

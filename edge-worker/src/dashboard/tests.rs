@@ -8,18 +8,19 @@ use ttedge_core::destination::{Baseline, BaselineRecovery};
 use ttedge_core::health::{
     self, Counts, EmqReport, HourPoint, Recovery, WindowTotals, Windows, HOUR_MS,
 };
-use ttedge_core::quality::{Factor, MissingFactor};
+use ttedge_core::quality::{Coaching, Factor, Grade, MatchQuality, MissingFactor, Points};
 
 use super::charts::{nice_ceil, ERRORS, LATENCY, VOLUME};
 use super::format::NONE;
 use super::*;
 use crate::admin::views::{DestinationKind, StoredFields};
+use crate::config_store::LastTest;
 use crate::dispatcher::report::{Current, ParkedListed, RateWindow, RecoveryReport};
 
 const NOW: u64 = 1_764_000_000_000;
 
 fn stored_fields(updated_ms: u64) -> DestinationKind {
-    DestinationKind::Admin(StoredFields {
+    DestinationKind::Admin(Box::new(StoredFields {
         baseline_pixel_code: None,
         event_overrides: BTreeMap::new(),
         custom_events: true,
@@ -30,7 +31,9 @@ fn stored_fields(updated_ms: u64) -> DestinationKind {
             pixel_conversions: 120,
         }],
         updated_ms,
-    })
+        last_test: None,
+        test_passed_ms: None,
+    }))
 }
 
 fn destination(host: Option<&str>, kind: DestinationKind) -> DestinationView {
@@ -193,6 +196,7 @@ fn render(health: Option<&Health>, parked: Option<&ParkedList>) -> String {
         selected: Some("t.shop.com"),
         health,
         parked,
+        form: None,
     })
 }
 
@@ -295,7 +299,7 @@ fn figures_carry_their_metric_names() {
     }
     assert!(html.contains("<td>phone</td>"), "factors by their API name");
     assert!(
-        html.contains("<dd>2025-11-24 16:00</dd>"),
+        html.contains("<dd data-field=\"updated_ms\">2025-11-24 16:00</dd>"),
         "updated, in UTC"
     );
 }
@@ -394,6 +398,7 @@ fn data_is_escaped() {
         selected: Some(nasty),
         health: None,
         parked: None,
+        form: None,
     });
     assert_eq!(html.matches("<script").count(), 1);
     assert!(!html.contains("<b>") && !html.contains("<i>"));
@@ -499,6 +504,7 @@ fn without_destinations_the_page_says_so() {
         selected: None,
         health: None,
         parked: None,
+        form: None,
     });
     assert!(html.contains("No destinations are configured yet."));
     assert!(!html.contains("data-metric"));
@@ -508,6 +514,7 @@ fn without_destinations_the_page_says_so() {
         selected: None,
         health: None,
         parked: None,
+        form: None,
     });
     assert!(html.contains("No destinations are configured yet."));
     assert!(!html.contains("/admin?host="));
@@ -536,8 +543,9 @@ fn axis_tops_are_round() {
 
 #[test]
 fn css_and_script_stay_small() {
+    // With the destination form and the install card: about 4 KB of the Worker gzipped.
     assert!(
-        CSS.len() + JS.len() <= 8 * 1024,
+        CSS.len() + JS.len() <= 13 * 1024,
         "{} bytes",
         CSS.len() + JS.len()
     );
@@ -563,4 +571,420 @@ fn sample_page() {
     if let Ok(path) = std::env::var("TTEDGE_DASHBOARD_SAMPLE") {
         std::fs::write(path, sample()).expect("the sample page is written");
     }
+}
+
+// ---- the destination form, the card's controls and the install snippet ------------------
+
+/// A stored destination with every stored field set, and `last_test`.
+fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView {
+    let passed = last_test.as_ref().filter(|t| t.ok).map(|t| t.at_ms);
+    DestinationView {
+        host: Some(host.into()),
+        pixel_id: "CABC123".into(),
+        access_token: "…wxyz".into(),
+        test_event_code: Some("TEST123".into()),
+        live: true,
+        site_origins: vec!["https://shop.com".into(), "https://www.shop.com".into()],
+        cookie_domain: Some("shop.com".into()),
+        rate_limit_per_minute: 600,
+        kind: DestinationKind::Admin(Box::new(StoredFields {
+            baseline_pixel_code: Some("CBASE1".into()),
+            event_overrides: BTreeMap::from([("order_placed".into(), "PlaceAnOrder".into())]),
+            custom_events: false,
+            conversion_events: vec!["Subscribe".into(), "Lead".into()],
+            baselines: Vec::new(),
+            updated_ms: NOW,
+            last_test,
+            test_passed_ms: passed,
+        })),
+    }
+}
+
+fn passed_test() -> LastTest {
+    LastTest {
+        at_ms: NOW,
+        ok: true,
+        latency_ms: 187,
+        http_status: 200,
+        tiktok_code: Some(0),
+        message: "Connection test successful!".into(),
+        hint: None,
+        emq: Some(MatchQuality {
+            score: Points(4_250),
+            grade: Grade::NeedsImprovement,
+            coaching: vec![Coaching {
+                factor: Factor::Email,
+                gain: Points(3_000),
+                advice: "send the customer's email".into(),
+            }],
+        }),
+    }
+}
+
+fn page_with(destinations: &[DestinationView], form: Option<Form>) -> String {
+    render_dashboard(&DashboardView {
+        destinations,
+        selected: destinations.first().and_then(|d| d.host.as_deref()),
+        health: None,
+        parked: None,
+        form,
+    })
+}
+
+/// The opening tag of the element with `id="…"`.
+fn tag_with_id<'a>(html: &'a str, id: &str) -> &'a str {
+    let at = html
+        .find(&format!(" id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no element #{id}"));
+    let start = html[..at].rfind('<').expect("its tag");
+    let end = at + html[at..].find('>').expect("the tag's end");
+    &html[start..=end]
+}
+
+#[test]
+fn every_field_has_its_label_bound_in_the_issues_order() {
+    let html = page_with(&[], Some(Form::Add));
+    let mut last = 0;
+    for (name, label) in form::field_names() {
+        let bound = format!("<label for=\"f-{name}\">{label}</label>");
+        assert_eq!(html.matches(&bound).count(), 1, "{bound}");
+        assert_eq!(
+            html.matches(&format!(" id=\"f-{name}\"")).count(),
+            1,
+            "{name}"
+        );
+        let at = html.find(&bound).unwrap_or_default();
+        assert!(at > last, "{label} comes after the field before it");
+        last = at;
+    }
+    let labels: Vec<&str> = form::field_names().map(|(_, label)| label).collect();
+    assert_eq!(
+        labels[..6],
+        [
+            "Site host",
+            "Pixel ID",
+            "Access Token",
+            "Test Event Code",
+            "Baseline Pixel Code",
+            "Site origins"
+        ]
+    );
+    // The rest is under Advanced, closed.
+    let advanced = html
+        .find("<details id=\"advanced\"><summary>Advanced</summary>")
+        .expect("Advanced");
+    assert!(html.find("for=\"f-site_origins\"").unwrap_or_default() < advanced);
+    assert!(html.find("for=\"f-cookie_domain\"").unwrap_or_default() > advanced);
+    assert!(tag_with_id(&html, "f-site_origins").starts_with("<textarea"));
+    assert!(tag_with_id(&html, "f-custom_events").contains("type=\"checkbox\" checked"));
+    assert!(tag_with_id(&html, "f-host").contains("autofocus"));
+    // Named buttons: Save in the form; Add destination always.
+    assert!(html.contains("<button type=\"submit\" class=\"primary\">Save</button>"));
+    assert!(html.contains("id=\"add-destination\">Add destination</button>"));
+    // A submitted form never goes to a URL: POST to the page, which refuses it.
+    assert!(tag_with_id(&html, "destination-form").contains("method=\"post\""));
+}
+
+#[test]
+fn the_help_says_where_tiktok_keeps_the_pixel_and_the_token() {
+    let html = page_with(&[], Some(Form::Add));
+    let help = |name: &str| {
+        let at = html
+            .find(&format!("<small id=\"h-{name}\">"))
+            .expect("help");
+        html[at..]
+            .split("</small>")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(help("pixel_id").contains("Ads Manager: Tools → Events → the pixel"));
+    let token = help("access_token");
+    assert!(token.contains("Events Manager: the pixel → Settings → Generate Access Token"));
+    assert!(token.contains("only once"));
+    for name in ["pixel_id", "access_token"] {
+        let input = tag_with_id(&html, &format!("f-{name}"));
+        assert!(input.contains(&format!("aria-describedby=\"h-{name} e-{name}\"")));
+    }
+}
+
+#[test]
+fn the_token_is_never_filled_in_and_the_card_shows_its_last_4() {
+    let item = full_destination("t.shop.com", None);
+    for form in [Form::Add, Form::Edit(&item)] {
+        let html = page_with(std::slice::from_ref(&item), Some(form));
+        let input = tag_with_id(&html, "f-access_token");
+        assert!(input.contains("type=\"password\""), "{input}");
+        assert!(!input.contains("value="), "{input}");
+        assert!(html.contains("<dd data-field=\"access_token\">…wxyz</dd>"));
+    }
+    let html = page_with(std::slice::from_ref(&item), Some(Form::Edit(&item)));
+    assert!(html.contains("Stored: …wxyz. Leave it empty to keep it."));
+}
+
+#[test]
+fn the_edit_form_holds_the_stored_settings() {
+    let item = full_destination("t.shop.com", None);
+    let html = page_with(std::slice::from_ref(&item), Some(Form::Edit(&item)));
+    assert!(html.contains("<h3>Edit t.shop.com</h3>"));
+    let form = tag_with_id(&html, "destination-form");
+    assert!(
+        form.contains("data-mode=\"edit\" data-live=\"true\""),
+        "{form}"
+    );
+    let host = tag_with_id(&html, "f-host");
+    assert!(host.contains("value=\"t.shop.com\"") && host.contains("readonly"));
+    assert!(tag_with_id(&html, "f-pixel_id").contains("value=\"CABC123\" "));
+    assert!(tag_with_id(&html, "f-pixel_id").contains("autofocus"));
+    assert!(tag_with_id(&html, "f-baseline_pixel_code").contains("value=\"CBASE1\""));
+    assert!(tag_with_id(&html, "f-rate_limit_per_minute").contains("value=\"600\""));
+    assert!(tag_with_id(&html, "f-cookie_domain").contains("value=\"shop.com\""));
+    assert!(!tag_with_id(&html, "f-custom_events").contains("checked"));
+    for text in [
+        ">https://shop.com\nhttps://www.shop.com</textarea>",
+        ">order_placed = PlaceAnOrder</textarea>",
+        ">Subscribe\nLead</textarea>",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+    assert!(html.contains("<a href=\"/admin?host=t.shop.com\">Cancel</a>"));
+    // Adding: empty, not live.
+    let html = page_with(std::slice::from_ref(&item), Some(Form::Add));
+    assert!(
+        tag_with_id(&html, "destination-form").contains("data-mode=\"add\" data-live=\"false\"")
+    );
+    assert!(tag_with_id(&html, "f-pixel_id").contains("value=\"\""));
+}
+
+#[test]
+fn each_field_has_its_error_slot_right_after_it() {
+    let html = page_with(&[], Some(Form::Add));
+    let names: Vec<&str> = form::field_names().map(|(name, _)| name).collect();
+    for (i, name) in names.iter().enumerate() {
+        let input = html.find(&format!(" id=\"f-{name}\"")).expect("input");
+        let slot = html.find(&format!(" id=\"e-{name}\"")).expect("error slot");
+        assert!(slot > input, "{name}");
+        if let Some(next) = names.get(i + 1) {
+            let next_label = html.find(&format!("for=\"f-{next}\"")).expect("next label");
+            assert!(slot < next_label, "the error of {name} is before {next}");
+        }
+        assert!(tag_with_id(&html, &format!("e-{name}")).contains("role=\"alert\""));
+    }
+    assert!(html.contains("<p class=\"err\" id=\"e-form\" role=\"alert\"></p>"));
+    // The script puts a path's message in `e-<its first segment>`: every settings field
+    // the API can name has a slot, nested paths (`site_origins[1]`) included.
+    for path_root in [
+        "pixel_id",
+        "access_token",
+        "test_event_code",
+        "baseline_pixel_code",
+        "site_origins",
+        "cookie_domain",
+        "event_overrides",
+        "custom_events",
+        "rate_limit_per_minute",
+        "conversion_events",
+        "host",
+    ] {
+        assert!(names.contains(&path_root), "{path_root}");
+    }
+    assert!(JS.contains("$('e-' + m[1])"));
+}
+
+#[test]
+fn the_first_run_opens_on_the_add_form() {
+    let none: &[DestinationView] = &[];
+    assert!(matches!(form_for(none, None, false), Some(Form::Add)));
+    let html = page_with(none, form_for(none, None, false));
+    assert!(html.contains("<h3>Add destination</h3>"));
+    assert!(html.contains("Connect your first shop"));
+    assert!(!html.contains(">Cancel</a>"), "nowhere to go back to");
+    assert!(tag_with_id(&html, "f-host").contains("autofocus"));
+
+    let stored = [full_destination("t.shop.com", None)];
+    assert!(form_for(&stored, None, false).is_none());
+    assert!(matches!(form_for(&stored, None, true), Some(Form::Add)));
+    assert!(matches!(
+        form_for(&stored, Some("t.shop.com"), false),
+        Some(Form::Edit(d)) if d.host.as_deref() == Some("t.shop.com")
+    ));
+    assert!(form_for(&stored, Some("t.unknown.com"), false).is_none());
+    // A default from the vars is no first run, and cannot be edited here.
+    let vars = [destination(Some("localhost"), DestinationKind::Vars)];
+    assert!(form_for(&vars, None, false).is_none());
+    assert!(form_for(&vars, Some("localhost"), false).is_none());
+    let html = page_with(&vars, None);
+    assert!(!html.contains("id=\"destination-form\""));
+    assert!(!html.contains(">Edit</button>") && !html.contains(">Delete</button>"));
+}
+
+#[test]
+fn the_card_has_its_buttons_and_keeps_the_last_test() {
+    let item = full_destination("t.shop.com", Some(passed_test()));
+    let html = page_with(std::slice::from_ref(&item), None);
+    for button in [
+        ">Test</button>",
+        ">Edit</button>",
+        ">Delete</button>",
+        ">Copy</button>",
+    ] {
+        assert_eq!(html.matches(button).count(), 1, "{button}");
+    }
+    assert!(html.contains("aria-label=\"Live\" data-action=\"live\" data-host=\"t.shop.com\" data-live=\"true\" data-tested=\"true\""));
+    assert!(html.contains("name=\"edit\" value=\"t.shop.com\""));
+    let result = html
+        .split("id=\"test-result-t.shop.com\" aria-live=\"polite\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</div></div>").next())
+        .expect("the result");
+    for text in [
+        "Connection test successful!",
+        "187 ms · HTTP 200 · TikTok code 0",
+        "EMQ 42.5 (needs improvement)",
+        "<li>email +30: send the customer&#39;s email</li>",
+        "Tested 2025-11-24 16:00 UTC",
+    ] {
+        assert!(result.contains(text), "{text} in {result}");
+    }
+
+    // A failure: TikTok's code, message and hint; never passed, so the switch asks.
+    let failed = LastTest {
+        ok: false,
+        tiktok_code: Some(40001),
+        message: "Access token is invalid".into(),
+        hint: Some("Regenerate the access token in Events Manager.".into()),
+        emq: None,
+        ..passed_test()
+    };
+    let item = full_destination("t.shop.com", Some(failed));
+    let html = page_with(std::slice::from_ref(&item), None);
+    assert!(html.contains("data-tested=\"false\""));
+    for text in [
+        "<span class=\"badge bad\">Failed</span> Access token is invalid",
+        "TikTok code 40001",
+        "<div class=\"warn\">Regenerate the access token in Events Manager.</div>",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+    assert!(!html.contains("successful"));
+    assert!(JS.contains("has never passed a connection test"));
+    assert!(JS.contains("dataset.tested !== 'true'"));
+}
+
+#[test]
+fn the_install_snippet_is_the_readme_s_with_the_host_as_endpoint() {
+    let readme = include_str!("../../../README.md");
+    let snippet = cards::snippet("t.shop.com");
+    assert!(
+        readme.contains(&snippet),
+        "README's Install snippet changed:\n{snippet}"
+    );
+    let html = page_with(&[full_destination("t.other-shop.com", None)], None);
+    let shown = html
+        .split("<pre id=\"snippet-t.other-shop.com\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .expect("the snippet");
+    assert!(
+        shown.contains("ttedge(&#39;init&#39;, { endpoint: &#39;https://t.other-shop.com&#39; });")
+    );
+    assert!(shown.contains("src=&quot;https://t.other-shop.com/sdk.js&quot;"));
+    assert!(html.contains("data-action=\"copy\" data-target=\"snippet-t.other-shop.com\">Copy"));
+    assert!(html.contains("Custom HTML") && html.contains("Initialization – All Pages"));
+    assert!(JS.contains("navigator.clipboard.writeText") && JS.contains("execCommand('copy')"));
+}
+
+#[test]
+fn every_user_value_is_escaped_in_the_card_and_the_form() {
+    let nasty = |tag: &str| format!("\"'><{tag}>x</{tag}>");
+    let mut item = full_destination(&nasty("h1"), None);
+    item.pixel_id = nasty("b");
+    item.access_token = nasty("i");
+    item.test_event_code = Some(nasty("u"));
+    item.site_origins = vec![nasty("s"), "</textarea><em>o</em>".into()];
+    item.cookie_domain = Some(nasty("q"));
+    if let DestinationKind::Admin(stored) = &mut item.kind {
+        stored.baseline_pixel_code = Some(nasty("kbd"));
+        stored.event_overrides = BTreeMap::from([(nasty("dfn"), nasty("var"))]);
+        stored.conversion_events = vec![nasty("samp")];
+        stored.last_test = Some(LastTest {
+            message: nasty("mark"),
+            hint: Some(nasty("small")),
+            emq: Some(MatchQuality {
+                coaching: vec![Coaching {
+                    factor: Factor::Phone,
+                    gain: Points(2_500),
+                    advice: nasty("sub"),
+                }],
+                ..passed_test().emq.expect("an EMQ")
+            }),
+            ..passed_test()
+        });
+    }
+    let html = page_with(std::slice::from_ref(&item), Some(Form::Edit(&item)));
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the page's own script"
+    );
+    for tag in [
+        "h1", "b", "i", "u", "s", "q", "kbd", "dfn", "var", "samp", "mark", "sub", "em",
+    ] {
+        assert!(!html.contains(&format!("<{tag}>")), "<{tag}> got through");
+    }
+    assert!(!html.contains("</textarea><em>"));
+    assert!(html.contains("&quot;&#39;&gt;&lt;b&gt;x&lt;/b&gt;"));
+}
+
+#[test]
+fn the_page_s_script_is_allowed_by_its_hash() {
+    let html = sample();
+    let script = html
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the script");
+    assert_eq!(script, JS);
+    let source = script_source();
+    assert_eq!(source, ttedge_core::hashing::csp_hash_source(script));
+    assert!(source.starts_with("'sha256-") && source.ends_with("='"));
+}
+
+#[test]
+fn a_stored_destination_imports_baselines_and_charts_them() {
+    let html = sample();
+    for (name, label) in [
+        ("from", "From"),
+        ("to", "To"),
+        ("pixel_conversions", "Pixel conversions"),
+    ] {
+        let bound = format!("<label for=\"b-{name}\">{label}</label><input id=\"b-{name}\"");
+        assert_eq!(html.matches(&bound).count(), 1, "{bound}");
+        assert!(html.contains(&format!(
+            "<p class=\"err\" id=\"eb-{name}\" role=\"alert\">"
+        )));
+    }
+    assert!(html.contains("<button type=\"submit\">Import</button>"));
+    assert!(tag_with_id(&html, "baseline-form").contains("data-host=\"t.shop.com\""));
+    // The chart: one pair of bars per period, with the API's figures, and the delta.
+    for (field, value) in [("pixel_conversions", 120), ("server_conversions", 150)] {
+        let bar = format!("data-baseline=\"0\" data-field=\"{field}\" data-value=\"{value}\"");
+        assert_eq!(html.matches(&bar).count(), 1, "{bar}");
+    }
+    assert!(html.contains("text-anchor=\"middle\">-30</text>"));
+    assert!(JS.contains("'/baseline'") && JS.contains("$('eb-' + "));
+
+    // The default from the vars has no baselines of its own: no form.
+    let page = render_dashboard(&DashboardView {
+        destinations: &destinations(),
+        selected: Some("t.other.com"),
+        health: Some(&health()),
+        parked: None,
+        form: None,
+    });
+    assert!(!page.contains("id=\"baseline-form\""));
+    assert!(
+        page.contains("data-baseline=\"0\""),
+        "the chart still shows"
+    );
 }
