@@ -151,7 +151,10 @@ pub async fn record_test(
     host: &str,
     test: &LastTest,
 ) -> std::result::Result<Option<StoredDestination>, ApiError> {
-    let body = serde_json::json!({ "host": host, "test": test });
+    let body = TestRecord {
+        host: host.to_string(),
+        test: test.clone(),
+    };
     let mut response = call(env, Method::Post, "/tested", Some(&body)).await?;
     optional_json(&mut response).await
 }
@@ -223,6 +226,13 @@ struct LiveSwitch {
 struct BaselineAdd {
     host: String,
     baseline: Baseline,
+}
+
+/// `POST /tested`: a connection test's result for a destination.
+#[derive(Debug, Serialize, Deserialize)]
+struct TestRecord {
+    host: String,
+    test: LastTest,
 }
 
 /// `POST /login/...`: the client IP a login attempt came from.
@@ -351,12 +361,7 @@ impl DurableObject for Config {
                 })?)
             }
             (Method::Post, "/tested") => {
-                #[derive(Deserialize)]
-                struct Tested {
-                    host: String,
-                    test: LastTest,
-                }
-                let Tested { host, test } = req.json().await?;
+                let TestRecord { host, test } = req.json().await?;
                 found(self.record_test(&host, test)?)
             }
             (Method::Post, "/session/end") => {
