@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use ttedge_core::destination::{Baseline, DestinationSettings};
 use ttedge_core::quality::MatchQuality;
+
+use crate::dispatcher::client::TestAnswer;
 use ttedge_core::throttle::LoginThrottle;
 use worker::{
     durable_object, DurableObject, Env, Headers, Method, Request, Response, Result, SqlStorage,
@@ -75,18 +77,9 @@ pub struct StoredDestination {
 pub struct LastTest {
     /// When it ran, epoch ms.
     pub at_ms: u64,
-    /// TikTok took the test event.
-    pub ok: bool,
-    /// From sending to the end of TikTok's answer.
-    pub latency_ms: u64,
-    /// 0 when no answer came.
-    pub http_status: u16,
-    /// TikTok's `code`, when its answer had one.
-    pub tiktok_code: Option<i64>,
-    /// "Connection test successful!", or TikTok's message.
-    pub message: String,
-    /// What to do about a failure.
-    pub hint: Option<String>,
+    /// TikTok's answer, as the Dispatcher gave it (its fields sit at this level in JSON).
+    #[serde(flatten)]
+    pub answer: TestAnswer,
     /// The test event's match quality, with its coaching.
     pub emq: Option<MatchQuality>,
 }
@@ -477,7 +470,7 @@ impl Config {
         let Some(mut stored) = self.find(host)? else {
             return Ok(None);
         };
-        if test.ok {
+        if test.answer.ok {
             stored.test_passed_ms = Some(test.at_ms);
         }
         stored.last_test = Some(test);

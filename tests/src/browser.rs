@@ -904,6 +904,34 @@ impl Browser {
         fs::write(path, png).with_context(|| format!("writing screenshot {}", path.display()))
     }
 
+    /// A screenshot of the whole page to `path`: the window first grows (or shrinks) to the
+    /// page's height, within `min_height` and 4,000 pixels, at 1,280 pixels wide. Fails on an
+    /// image too small to show anything.
+    pub async fn screenshot_whole_page(
+        &self,
+        path: impl AsRef<Path>,
+        min_height: u64,
+    ) -> anyhow::Result<()> {
+        let height = self
+            .execute(
+                // The window's own bars take part of its height: they are added.
+                "return document.documentElement.scrollHeight + window.outerHeight - \
+                 window.innerHeight",
+                vec![],
+            )
+            .await?
+            .as_u64()
+            .context("no page height")?;
+        let height = u32::try_from(height.clamp(min_height, 4_000))?;
+        let r = self.client().set_window_size(1280, height).await;
+        self.doing(r, || "resizing the window to the page".to_owned())
+            .await?;
+        self.screenshot(&path).await?;
+        let path = path.as_ref();
+        anyhow::ensure!(fs::metadata(path)?.len() > 10_000, "{path:?} is empty");
+        Ok(())
+    }
+
     /// What the pages' consoles printed (and browser-side errors such as failed loads) since
     /// the previous call: chromedriver hands each message out once.
     pub async fn console_logs(&self) -> anyhow::Result<Vec<ConsoleMessage>> {

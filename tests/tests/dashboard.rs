@@ -443,23 +443,8 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         Some(_) => repo_root().join("docs/dashboard.png"),
         None => repo_root().join("target/e2e-logs/dashboard.png"),
     };
-    // The whole page, charts included: the window grows to fit it.
-    let height = browser
-        .execute(
-            // The window's own bars take part of its height: they are added.
-            "return document.documentElement.scrollHeight + window.outerHeight - \
-             window.innerHeight",
-            vec![],
-        )
-        .await?
-        .as_u64()
-        .context("no page height")?;
-    browser
-        .client()
-        .set_window_size(1280, u32::try_from(height.clamp(1_600, 4_000))?)
-        .await?;
-    browser.screenshot(&shot).await?;
-    assert!(std::fs::metadata(&shot)?.len() > 10_000);
+    // The whole page, charts included.
+    browser.screenshot_whole_page(&shot, 1_600).await?;
 
     // Live off from the page: the API agrees.
     let switch = format!("[data-action=live][data-host=\"{HOST}\"]");

@@ -68,26 +68,9 @@ async fn shot(browser: &Browser, shots: bool, name: &str) -> anyhow::Result<()> 
     if !shots {
         return Ok(());
     }
-    let height = browser
-        .execute(
-            "return document.documentElement.scrollHeight + window.outerHeight - \
-             window.innerHeight",
-            vec![],
-        )
-        .await?
-        .as_u64()
-        .context("no page height")?;
     browser
-        .client()
-        .set_window_size(1280, u32::try_from(height.clamp(900, 4_000))?)
-        .await?;
-    let path = screenshot_path(name);
-    browser.screenshot(&path).await?;
-    ensure!(
-        std::fs::metadata(&path)?.len() > 10_000,
-        "{path:?} is empty"
-    );
-    Ok(())
+        .screenshot_whole_page(screenshot_path(name), 900)
+        .await
 }
 
 /// What `js` returns, as a string (`""` for anything else).

@@ -311,15 +311,9 @@ pub async fn connection_test(env: &Env, site: &SiteConfig, host: &str) -> Answer
 /// Keeps the test's result on a stored destination, for its card and its live switch. The
 /// test itself happened: a failure to keep it is logged, not answered.
 async fn keep_test(env: &Env, host: &str, answer: &ConnectionTest) {
-    let sent = &answer.sent;
     let test = LastTest {
         at_ms: runtime::now_ms(),
-        ok: sent.ok,
-        latency_ms: sent.latency_ms,
-        http_status: sent.http_status,
-        tiktok_code: sent.tiktok_code,
-        message: sent.message.clone(),
-        hint: sent.hint.clone(),
+        answer: answer.sent.clone(),
         emq: answer.emq.clone(),
     };
     if let Err(error) = config_store::record_test(env, host, &test).await {

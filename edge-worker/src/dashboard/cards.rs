@@ -113,7 +113,8 @@ pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, se
 /// The last connection test, as the script shows a new one: "Connection test successful!"
 /// or TikTok's message, then latency, HTTP status and TikTok's code, the hint, and the test
 /// event's match quality with its coaching.
-fn test_result(out: &mut String, t: &LastTest) {
+fn test_result(out: &mut String, test: &LastTest) {
+    let t = &test.answer;
     let (tone, verdict) = if t.ok {
         ("ok", "OK")
     } else {
@@ -131,7 +132,7 @@ fn test_result(out: &mut String, t: &LastTest) {
     if let Some(hint) = t.hint.as_deref().filter(|h| !h.is_empty()) {
         put!(out, "<div class=\"warn\">{}</div>", escape(hint));
     }
-    if let Some(q) = &t.emq {
+    if let Some(q) = &test.emq {
         let grade = match q.grade {
             Grade::Excellent => "excellent",
             Grade::Good => "good",
@@ -155,7 +156,7 @@ fn test_result(out: &mut String, t: &LastTest) {
     put!(
         out,
         "<div class=\"muted\">Tested {} UTC</div>",
-        utc(t.at_ms)
+        utc(test.at_ms)
     );
 }
 

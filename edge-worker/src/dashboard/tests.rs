@@ -15,6 +15,7 @@ use super::format::NONE;
 use super::*;
 use crate::admin::views::{DestinationKind, StoredFields};
 use crate::config_store::LastTest;
+use crate::dispatcher::client::TestAnswer;
 use crate::dispatcher::report::{Current, ParkedListed, RateWindow, RecoveryReport};
 
 const NOW: u64 = 1_764_000_000_000;
@@ -577,7 +578,7 @@ fn sample_page() {
 
 /// A stored destination with every stored field set, and `last_test`.
 fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView {
-    let passed = last_test.as_ref().filter(|t| t.ok).map(|t| t.at_ms);
+    let passed = last_test.as_ref().filter(|t| t.answer.ok).map(|t| t.at_ms);
     DestinationView {
         host: Some(host.into()),
         pixel_id: "CABC123".into(),
@@ -603,12 +604,14 @@ fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView 
 fn passed_test() -> LastTest {
     LastTest {
         at_ms: NOW,
-        ok: true,
-        latency_ms: 187,
-        http_status: 200,
-        tiktok_code: Some(0),
-        message: "Connection test successful!".into(),
-        hint: None,
+        answer: TestAnswer {
+            ok: true,
+            latency_ms: 187,
+            http_status: 200,
+            tiktok_code: Some(0),
+            message: "Connection test successful!".into(),
+            hint: None,
+        },
         emq: Some(MatchQuality {
             score: Points(4_250),
             grade: Grade::NeedsImprovement,
@@ -849,10 +852,13 @@ fn the_card_has_its_buttons_and_keeps_the_last_test() {
 
     // A failure: TikTok's code, message and hint; never passed, so the switch asks.
     let failed = LastTest {
-        ok: false,
-        tiktok_code: Some(40001),
-        message: "Access token is invalid".into(),
-        hint: Some("Regenerate the access token in Events Manager.".into()),
+        answer: TestAnswer {
+            ok: false,
+            tiktok_code: Some(40001),
+            message: "Access token is invalid".into(),
+            hint: Some("Regenerate the access token in Events Manager.".into()),
+            ..passed_test().answer
+        },
         emq: None,
         ..passed_test()
     };
@@ -908,8 +914,11 @@ fn every_user_value_is_escaped_in_the_card_and_the_form() {
         stored.event_overrides = BTreeMap::from([(nasty("dfn"), nasty("var"))]);
         stored.conversion_events = vec![nasty("samp")];
         stored.last_test = Some(LastTest {
-            message: nasty("mark"),
-            hint: Some(nasty("small")),
+            answer: TestAnswer {
+                message: nasty("mark"),
+                hint: Some(nasty("small")),
+                ..passed_test().answer
+            },
             emq: Some(MatchQuality {
                 coaching: vec![Coaching {
                     factor: Factor::Phone,

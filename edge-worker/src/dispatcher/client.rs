@@ -166,7 +166,7 @@ pub struct TestCall {
 }
 
 /// The Dispatcher's part of the connection test's answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestAnswer {
     /// TikTok took the event.
     pub ok: bool,
