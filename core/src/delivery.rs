@@ -87,11 +87,14 @@ pub enum Metric {
     Conversions,
     /// Conversions delivered whose page reported the pixel blocked or absent.
     ConversionsUnseen,
+    /// Events stored whose page reported the pixel blocked or absent: the browser pixel
+    /// could not have sent them.
+    PixelMissing,
 }
 
 impl Metric {
     /// Every metric, in the order health lists them.
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 16] = [
         Metric::Received,
         Metric::Sent,
         Metric::Delivered,
@@ -107,6 +110,7 @@ impl Metric {
         Metric::FailedCalls,
         Metric::Conversions,
         Metric::ConversionsUnseen,
+        Metric::PixelMissing,
     ];
 }
 

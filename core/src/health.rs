@@ -93,6 +93,8 @@ pub struct Counts {
     pub conversions: u64,
     /// Conversions delivered whose page reported the pixel blocked or absent.
     pub conversions_unseen: u64,
+    /// Events stored whose page reported the pixel blocked or absent.
+    pub pixel_missing: u64,
 }
 
 impl Counts {
@@ -114,6 +116,7 @@ impl Counts {
             Metric::FailedCalls => &mut self.failed_calls,
             Metric::Conversions => &mut self.conversions,
             Metric::ConversionsUnseen => &mut self.conversions_unseen,
+            Metric::PixelMissing => &mut self.pixel_missing,
         }
     }
 
@@ -246,6 +249,12 @@ pub struct Recovery {
     pub unseen_by_pixel: u64,
     /// unseen / delivered; `None` without conversions.
     pub unseen_share: Option<f64>,
+    /// Events stored in the 7-day window.
+    pub events_received: u64,
+    /// Among those, events whose page reported the pixel `blocked` or `absent`.
+    pub pixel_missing: u64,
+    /// pixel_missing / received; `None` without events.
+    pub pixel_missing_share: Option<f64>,
 }
 
 /// One hour of the hourly chart.
@@ -336,6 +345,9 @@ pub fn report(buckets: &[HourBucket], now_ms: u64) -> HealthReport {
             conversions_delivered: week.counts.conversions,
             unseen_by_pixel: week.counts.conversions_unseen,
             unseen_share: ratio(week.counts.conversions_unseen, week.counts.conversions),
+            events_received: week.counts.received,
+            pixel_missing: week.counts.pixel_missing,
+            pixel_missing_share: ratio(week.counts.pixel_missing, week.counts.received),
         },
     }
 }
@@ -722,7 +734,12 @@ mod tests {
         };
         let mut now_hour = bucket(
             H,
-            &[(Metric::Conversions, 3), (Metric::ConversionsUnseen, 2)],
+            &[
+                (Metric::Conversions, 3),
+                (Metric::ConversionsUnseen, 2),
+                (Metric::Received, 8),
+                (Metric::PixelMissing, 2),
+            ],
             &[],
         );
         now_hour.quality.add(&score(&full, Source::Browser)); // 100
@@ -757,5 +774,8 @@ mod tests {
         assert_eq!(r.recovery.conversions_delivered, 4);
         assert_eq!(r.recovery.unseen_by_pixel, 2);
         assert_eq!(r.recovery.unseen_share, Some(0.5));
+        assert_eq!(r.recovery.events_received, 8);
+        assert_eq!(r.recovery.pixel_missing, 2);
+        assert_eq!(r.recovery.pixel_missing_share, Some(0.25));
     }
 }

@@ -342,6 +342,7 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         "emq.events",
         "recovery.conversions_delivered",
         "recovery.unseen_by_pixel",
+        "recovery.pixel_missing",
     ] {
         let name = metric.trim_start_matches("windows.");
         let shown = browser.text(&format!("[data-metric=\"{name}\"]")).await?;
@@ -349,6 +350,17 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
     }
     assert_eq!(integer("windows.last_hour.delivered"), "6");
     assert_eq!(integer("recovery.unseen_by_pixel"), "3");
+    // Three of the seven stored events came from pages whose pixel was blocked.
+    assert_eq!(integer("recovery.pixel_missing"), "3");
+    let share = health["recovery"]["pixel_missing_share"]
+        .as_f64()
+        .context("no pixel-missing share")?;
+    assert_eq!(
+        browser
+            .text("[data-metric=\"recovery.pixel_missing_share\"]")
+            .await?,
+        format!("{:.1}", share * 100.0)
+    );
     let rate = health["windows"]["last_hour"]["success_rate"]
         .as_f64()
         .context("no success rate")?;

@@ -357,6 +357,22 @@ pub fn recovery_card(out: &mut String, recovery: &RecoveryReport, import: Option
     );
     let share = pct(totals.unseen_share);
     row(out, "Share unseen", "recovery.unseen_share", &share, "%");
+    let missing = totals.pixel_missing.to_string();
+    row(
+        out,
+        "Events with the pixel blocked or absent",
+        "recovery.pixel_missing",
+        &missing,
+        "",
+    );
+    let share = pct(totals.pixel_missing_share);
+    row(
+        out,
+        "Share of events",
+        "recovery.pixel_missing_share",
+        &share,
+        "%",
+    );
     out.push_str("</dl>");
     if recovery.baselines.is_empty() {
         out.push_str("<p class=\"muted\">No pixel baseline imported yet.</p>");

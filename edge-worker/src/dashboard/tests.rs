@@ -160,6 +160,9 @@ fn health() -> Health {
                 conversions_delivered: 9,
                 unseen_by_pixel: 2,
                 unseen_share: Some(0.2222),
+                events_received: 16,
+                pixel_missing: 5,
+                pixel_missing_share: Some(0.3125),
             },
             baselines: vec![BaselineRecovery {
                 from: "2026-11-01".into(),
@@ -288,6 +291,8 @@ fn figures_carry_their_metric_names() {
         ("recovery.conversions_delivered", "9"),
         ("recovery.unseen_by_pixel", "2"),
         ("recovery.unseen_share", "22.2"),
+        ("recovery.pixel_missing", "5"),
+        ("recovery.pixel_missing_share", "31.3"),
         ("recovery.baselines.0.pixel_conversions", "120"),
         ("recovery.baselines.0.server_conversions", "150"),
         ("recovery.baselines.0.delta", "-30"),
@@ -465,6 +470,7 @@ fn figures_without_a_value_show_a_dash() {
         "emq.mean",
         "emq.below_threshold_share",
         "recovery.unseen_share",
+        "recovery.pixel_missing_share",
     ] {
         assert_eq!(metric(&html, name), Some(NONE), "{name}");
     }

@@ -5,7 +5,7 @@
 
 use ttedge_core::delivery::{dedup_key, Metric};
 use ttedge_core::event::PixelStatus;
-use ttedge_core::health::Counts;
+use ttedge_core::health::{unseen_by_pixel, Counts};
 use ttedge_core::quality::QualitySummary;
 use worker::Result;
 
@@ -44,6 +44,7 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
             pixel_code: intake.pixel_code.clone(),
             test_event_code: intake.test_event_code.clone(),
         };
+        let mut pixel_missing = 0;
         for event in &intake.events {
             let key = dedup_key(
                 &lane.pixel_code,
@@ -68,8 +69,10 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
                 len: event.element.get().len(),
             });
             answer.queued += 1;
+            pixel_missing += u64::from(unseen_by_pixel(event.pixel_status));
         }
         counts.add(Metric::Received, u64::from(answer.queued));
+        counts.add(Metric::PixelMissing, pixel_missing);
         answers.push(answer);
     }
     // The counts ride on the first row; with no event to queue, they get a row of their own.
