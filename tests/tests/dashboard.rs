@@ -56,7 +56,7 @@ async fn traffic(site: &Site) -> anyhow::Result<()> {
         batch.push(json!({
             "event": "purchase",
             "event_id": format!("dash-{i}"),
-            "user": {"email": format!("buyer{i}@example.com")},
+            "user_data": {"email": format!("buyer{i}@example.com")},
             "properties": {"value": 20 + i, "currency": "eur"},
             "context": {"pixel": if i % 2 == 0 { "blocked" } else { "loaded" }},
         }));
