@@ -134,7 +134,7 @@ pub struct Item<'a> {
     #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
     sku: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
-    content_id: Option<Cow<'a, str>>,
+    pub(crate) content_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_string")]
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "opt_string")]

@@ -15,7 +15,8 @@
 //! 7. [`delivery`] decides what the Dispatcher sends and what becomes of it, with [`retry`]
 //!    and [`ratelimit`]; [`cookie`] keeps `_ttp` and `ttclid`.
 //!
-//! [`pipeline`] strings steps 1–6 together for one collect request.
+//! [`pipeline`] strings steps 1–6 together for one collect request; [`offline`] turns a row
+//! of an offline file (`ttedge send`) into a collect event for it.
 //! [`connection`] builds the admin API's connection-test event and reads its answer.
 //! [`seal`] keeps access tokens encrypted at rest (AES-256-GCM under `MASTER_KEY`, per host).
 //! [`latency`] keeps TikTok call times as mergeable histograms for delivery health;
@@ -42,6 +43,7 @@ mod json;
 mod json_error;
 pub mod latency;
 pub mod mapping;
+pub mod offline;
 pub mod pipeline;
 pub mod quality;
 pub mod ratelimit;

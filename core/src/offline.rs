@@ -1,0 +1,257 @@
+//! Offline conversions read from a file (`ttedge send`): one parsed row becomes one
+//! collect-API event with `source: "offline"`, a deterministic event id, and the checks an
+//! offline event must pass before it goes through [`pipeline`](crate::pipeline).
+//!
+//! The row is read by the caller (CSV or JSON Lines); this module only decides. Personal
+//! data stays in clear in the returned event: the pipeline hashes it, as for `/collect`.
+
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::event::{CollectEvent, Item, Properties, Source, Timestamp, UserData};
+use crate::hashing::{self, Sha256Hex};
+use crate::mapping::{NameMapping, NameRules};
+
+/// The event of a row that names none.
+pub const DEFAULT_EVENT: &str = "CompletePayment";
+
+/// The oldest offline event TikTok accepts: 28 days, in milliseconds.
+pub const MAX_AGE_MS: i64 = 28 * 24 * 60 * 60 * 1_000;
+
+/// One row of an offline file, its cells already picked by column.
+#[derive(Debug, Clone, Default)]
+pub struct OfflineRow<'a> {
+    /// Email in clear.
+    pub email: Option<&'a str>,
+    /// Phone in any format.
+    pub phone: Option<&'a str>,
+    /// The shop's customer id.
+    pub external_id: Option<&'a str>,
+    /// The order (transaction) id.
+    pub order_id: Option<&'a str>,
+    /// The incoming event name; [`DEFAULT_EVENT`] when absent.
+    pub event: Option<&'a str>,
+    /// Order value.
+    pub value: Option<f64>,
+    /// ISO 4217 currency.
+    pub currency: Option<&'a str>,
+    /// When it happened, epoch milliseconds.
+    pub timestamp_ms: Option<i64>,
+    /// Product ids bought.
+    pub content_ids: Vec<&'a str>,
+}
+
+/// Why a row cannot become an offline event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowError {
+    /// No email, phone or external id.
+    NoIdentifier,
+    /// No timestamp.
+    NoTimestamp,
+    /// The event name is one that is never sent.
+    UnknownEvent(String),
+    /// Older than the accepted age.
+    TooOld {
+        /// The age limit in days.
+        max_days: i64,
+    },
+    /// Dated after now.
+    InFuture,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowError::NoIdentifier => f.write_str(
+                "no identifier: an offline event needs an email, a phone or an external_id",
+            ),
+            RowError::NoTimestamp => f.write_str("no timestamp: an offline event needs its time"),
+            RowError::UnknownEvent(reason) => write!(f, "unknown event: {reason}"),
+            RowError::TooOld { max_days } => write!(
+                f,
+                "too old: TikTok accepts offline events up to {max_days} days old"
+            ),
+            RowError::InFuture => f.write_str("dated in the future"),
+        }
+    }
+}
+
+/// The hashed identity of a row, as it would be sent.
+struct Identity {
+    email: Option<Sha256Hex>,
+    phone: Option<Sha256Hex>,
+    external_id: Option<Sha256Hex>,
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The event id of a row: `<Event>-<order_id>` with the TikTok event name, or else
+/// `<Event>-<32 hex>`, the first half of the SHA-256 of the row's identity (hashed email,
+/// phone and external id), event, timestamp and value. The same row always gets the same id.
+fn event_id(event: &str, row: &OfflineRow<'_>, identity: &Identity, timestamp_ms: i64) -> String {
+    if let Some(order_id) = non_empty(row.order_id) {
+        return format!("{event}-{order_id}");
+    }
+    let hash = |h: &Option<Sha256Hex>| h.as_ref().map(|h| h.as_str().to_string());
+    let value = row.value.map(|v| format!("{v}")).unwrap_or_default();
+    let material = format!(
+        "ttedge-offline-v1\n{event}\n{}\n{}\n{}\n{timestamp_ms}\n{value}",
+        hash(&identity.email).unwrap_or_default(),
+        hash(&identity.phone).unwrap_or_default(),
+        hash(&identity.external_id).unwrap_or_default(),
+    );
+    let digest = hashing::sha256_hex(&material);
+    format!("{event}-{}", &digest[..32])
+}
+
+/// Turns a row into an offline collect event, or says why it cannot be one.
+///
+/// `now_ms` is the caller's clock; an event older than `max_age_ms` or after `now_ms` is
+/// refused, as TikTok would refuse it.
+pub fn to_collect_event<'a>(
+    row: &OfflineRow<'a>,
+    names: &NameRules,
+    now_ms: i64,
+    max_age_ms: i64,
+) -> Result<CollectEvent<'a>, RowError> {
+    let identity = Identity {
+        email: non_empty(row.email).and_then(hashing::email),
+        phone: non_empty(row.phone).and_then(hashing::phone),
+        external_id: non_empty(row.external_id).and_then(hashing::external_id),
+    };
+    if identity.email.is_none() && identity.phone.is_none() && identity.external_id.is_none() {
+        return Err(RowError::NoIdentifier);
+    }
+    let incoming = non_empty(row.event).unwrap_or(DEFAULT_EVENT);
+    let event_name = match names.map(incoming) {
+        NameMapping::Send(name) => name,
+        NameMapping::Skip(reason) => return Err(RowError::UnknownEvent(reason.to_string())),
+        NameMapping::Reject(error) => return Err(RowError::UnknownEvent(error.to_string())),
+    };
+    let timestamp_ms = row.timestamp_ms.ok_or(RowError::NoTimestamp)?;
+    if timestamp_ms > now_ms {
+        return Err(RowError::InFuture);
+    }
+    if now_ms.saturating_sub(timestamp_ms) > max_age_ms {
+        return Err(RowError::TooOld {
+            max_days: max_age_ms / (24 * 60 * 60 * 1_000),
+        });
+    }
+    let id = event_id(&event_name, row, &identity, timestamp_ms);
+    let contents: Vec<Item<'a>> = row
+        .content_ids
+        .iter()
+        .map(|id| id.trim())
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            let mut item = Item::default();
+            item.content_id = Some(Cow::Borrowed(id));
+            item
+        })
+        .collect();
+    let mut event = CollectEvent::default();
+    event.event = Some(Cow::Owned(event_name));
+    event.event_id = Some(Cow::Owned(id));
+    event.timestamp = Some(Timestamp(timestamp_ms));
+    event.user_data = Some(UserData {
+        email: non_empty(row.email).map(Cow::Borrowed),
+        phone: non_empty(row.phone).map(Cow::Borrowed),
+        external_id: non_empty(row.external_id).map(Cow::Borrowed),
+        ..UserData::default()
+    });
+    event.properties = Some(Properties {
+        value: row.value,
+        currency: non_empty(row.currency).map(Cow::Borrowed),
+        order_id: non_empty(row.order_id).map(Cow::Borrowed),
+        contents: (!contents.is_empty()).then_some(contents),
+        ..Properties::default()
+    });
+    event.source = Some(Source::Offline);
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_000_000_000;
+
+    fn row() -> OfflineRow<'static> {
+        OfflineRow {
+            email: Some(" Buyer@Example.com "),
+            timestamp_ms: Some(NOW - 1_000),
+            value: Some(12.5),
+            ..OfflineRow::default()
+        }
+    }
+
+    fn convert(row: &OfflineRow<'_>) -> Result<String, RowError> {
+        to_collect_event(row, &NameRules::default(), NOW, MAX_AGE_MS)
+            .map(|e| e.event_id.unwrap_or_default().into_owned())
+    }
+
+    #[test]
+    fn order_id_gives_event_and_order() {
+        let mut row = row();
+        row.order_id = Some(" 1001 ");
+        row.event = Some("purchase");
+        assert_eq!(convert(&row).as_deref(), Ok("CompletePayment-1001"));
+        row.event = Some("Order Placed");
+        assert_eq!(convert(&row).as_deref(), Ok("PlaceAnOrder-1001"));
+    }
+
+    #[test]
+    fn identity_id_is_stable_and_follows_the_normalised_identity() {
+        let a = convert(&row()).unwrap();
+        assert!(a.starts_with("CompletePayment-"));
+        assert_eq!(a.len(), "CompletePayment-".len() + 32);
+        let mut same = row();
+        same.email = Some("buyer@example.com");
+        assert_eq!(convert(&same).unwrap(), a);
+        let mut other = row();
+        other.value = Some(13.0);
+        assert_ne!(convert(&other).unwrap(), a);
+    }
+
+    #[test]
+    fn refusals() {
+        let mut none = row();
+        none.email = Some("  ");
+        assert_eq!(convert(&none), Err(RowError::NoIdentifier));
+        let mut old = row();
+        old.timestamp_ms = Some(NOW - MAX_AGE_MS - 1);
+        assert_eq!(convert(&old), Err(RowError::TooOld { max_days: 28 }));
+        let mut future = row();
+        future.timestamp_ms = Some(NOW + 1);
+        assert_eq!(convert(&future), Err(RowError::InFuture));
+        let mut bad = row();
+        bad.event = Some("9 lives");
+        assert!(matches!(convert(&bad), Err(RowError::UnknownEvent(_))));
+        let mut internal = row();
+        internal.event = Some("identify");
+        assert!(matches!(convert(&internal), Err(RowError::UnknownEvent(_))));
+        let mut untimed = row();
+        untimed.timestamp_ms = None;
+        assert_eq!(convert(&untimed), Err(RowError::NoTimestamp));
+    }
+
+    #[test]
+    fn event_is_offline_with_contents() {
+        let mut row = row();
+        row.content_ids = alloc::vec!["a", " ", "b "];
+        let event = to_collect_event(&row, &NameRules::default(), NOW, MAX_AGE_MS).unwrap();
+        assert_eq!(event.source, Some(Source::Offline));
+        let properties = event.properties.unwrap();
+        let ids: Vec<_> = properties
+            .line_items()
+            .iter()
+            .filter_map(|i| i.product_id())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+}
