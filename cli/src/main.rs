@@ -2,10 +2,13 @@
 //!
 //! `ttedge preview` prints what TikTok would receive for each event, and `ttedge score`
 //! summarises the match quality of a whole export. Both run the same code as the Worker.
+//! `ttedge send` reads offline conversions from CSV or JSON Lines (so far `--dry-run` only).
 
 mod input;
 mod preview;
+mod rows;
 mod score;
+mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +38,10 @@ enum Command {
     Preview(PreviewArgs),
     /// Summarise the match quality of a whole export.
     Score(ScoreArgs),
+    /// Offline conversions from a CSV or JSON Lines file: hashed here, scored against the
+    /// offline threshold of 50. Only `--dry-run` works yet; the upload is the next step.
+    #[command(after_help = send::AFTER_HELP)]
+    Send(send::SendArgs),
 }
 
 /// Options shared by every command that runs events through the rules.
@@ -113,7 +120,7 @@ impl RuleArgs {
                 let mut event = input.event.map_err(|error| BadInput {
                     index,
                     line: input.line,
-                    error,
+                    error: Problem::Input(error),
                 })?;
                 event.source.get_or_insert(self.source.into());
                 // Each event is a request of its own, as it would be for an export; fresh
@@ -142,23 +149,32 @@ pub struct BadInput {
     /// 1-based line.
     pub line: usize,
     /// What is wrong.
-    pub error: InputError,
+    pub error: Problem,
+}
+
+/// What is wrong with an input event.
+pub enum Problem {
+    /// The collect-API JSON could not be read.
+    Input(InputError),
+    /// An offline row could not become an event (`ttedge send`); the reason says why.
+    Row(String),
 }
 
 impl std::fmt::Display for BadInput {
     /// `line L: …`, with the column for JSON syntax errors, counted in the whole input.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.error {
-            InputError::MalformedJson {
+            Problem::Input(InputError::MalformedJson {
                 message,
                 line,
                 column,
-            } => write!(
+            }) => write!(
                 f,
                 "line {}, column {column}: malformed JSON: {message}",
                 self.line + line - 1
             ),
-            other => write!(f, "line {}: {other}", self.line),
+            Problem::Input(other) => write!(f, "line {}: {other}", self.line),
+            Problem::Row(reason) => write!(f, "line {}: {reason}", self.line),
         }
     }
 }
@@ -177,6 +193,7 @@ fn main() -> ExitCode {
             let destination = args.rules.destination(String::from("SCORE"), None);
             score::run(&args.rules, &destination, args.json)
         }
+        Command::Send(args) => send::run(&args),
     };
     match result {
         Ok(outcome) if outcome.any_rejected => ExitCode::from(1),

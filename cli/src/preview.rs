@@ -9,7 +9,7 @@ use serde::Serialize;
 use ttedge_core::pipeline::{Destination, Status};
 use ttedge_core::tiktok::plan_requests;
 
-use crate::{Outcome, RuleArgs};
+use crate::{Outcome, Prepared, RuleArgs};
 
 /// The line for an event that could not be read: the same keys, in the same order.
 #[derive(Serialize)]
@@ -25,10 +25,15 @@ struct UnreadableLine {
 /// Prints every event; a bad one is reported with its line number and the rest still run.
 pub fn run(rules: &RuleArgs, destination: &Destination) -> anyhow::Result<Outcome> {
     let prepared = rules.prepare(destination)?;
+    print(&prepared, destination)
+}
+
+/// Prints prepared events, one JSON line each, then the request summary on stderr.
+pub fn print(prepared: &[Prepared], destination: &Destination) -> anyhow::Result<Outcome> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut any_rejected = false;
-    for event in &prepared {
+    for event in prepared {
         match event {
             Ok(event) => {
                 any_rejected |= event.status == Status::Rejected;

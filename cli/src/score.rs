@@ -4,44 +4,58 @@ use serde::Serialize;
 use ttedge_core::pipeline::{Destination, Status};
 use ttedge_core::quality::{MissingFactor, QualitySummary};
 
-use crate::{Outcome, RuleArgs};
+use crate::{Outcome, Prepared, RuleArgs};
 
 /// Counts by status.
 #[derive(Default, Serialize)]
-struct StatusCounts {
-    total: u64,
-    ready: u64,
-    skipped: u64,
-    held: u64,
-    rejected: u64,
+pub struct StatusCounts {
+    pub total: u64,
+    pub ready: u64,
+    pub skipped: u64,
+    pub held: u64,
+    pub rejected: u64,
 }
 
+/// The summary `score` prints.
 #[derive(Serialize)]
-struct Report {
-    events: StatusCounts,
-    scored: u64,
-    mean_score: Option<f64>,
-    median_score: Option<f64>,
-    below_threshold_share: Option<f64>,
-    below_threshold: u64,
-    histogram: [u64; 10],
-    most_missing: Vec<MissingFactor>,
+pub struct Report {
+    pub events: StatusCounts,
+    pub scored: u64,
+    pub mean_score: Option<f64>,
+    pub median_score: Option<f64>,
+    pub below_threshold_share: Option<f64>,
+    pub below_threshold: u64,
+    pub histogram: [u64; 10],
+    pub most_missing: Vec<MissingFactor>,
 }
 
 /// Summarises every event; unreadable lines count as rejected.
 pub fn run(rules: &RuleArgs, destination: &Destination, as_json: bool) -> anyhow::Result<Outcome> {
+    let prepared = rules.prepare(destination)?;
+    for bad in prepared.iter().filter_map(|event| event.as_ref().err()) {
+        eprintln!("ttedge: {bad}");
+    }
+    let report = summarise(&prepared);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(Outcome {
+        any_rejected: report.events.rejected > 0,
+    })
+}
+
+/// Counts and match quality of prepared events; unreadable ones count as rejected.
+pub fn summarise(prepared: &[Prepared]) -> Report {
     let mut counts = StatusCounts::default();
     let mut summary = QualitySummary::default();
     let mut scores = Vec::new();
-    for event in rules.prepare(destination)? {
+    for event in prepared {
         counts.total += 1;
-        let event = match event {
-            Ok(event) => event,
-            Err(bad) => {
-                eprintln!("ttedge: {bad}");
-                counts.rejected += 1;
-                continue;
-            }
+        let Ok(event) = event else {
+            counts.rejected += 1;
+            continue;
         };
         *match event.status {
             Status::Ready => &mut counts.ready,
@@ -54,7 +68,7 @@ pub fn run(rules: &RuleArgs, destination: &Destination, as_json: bool) -> anyhow
             scores.push(emq.score.0);
         }
     }
-    let report = Report {
+    Report {
         scored: summary.events,
         mean_score: summary.mean(),
         median_score: median(&mut scores),
@@ -63,15 +77,7 @@ pub fn run(rules: &RuleArgs, destination: &Destination, as_json: bool) -> anyhow
         histogram: summary.histogram,
         most_missing: summary.most_missing(),
         events: counts,
-    };
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", render(&report));
     }
-    Ok(Outcome {
-        any_rejected: report.events.rejected > 0,
-    })
 }
 
 /// Median of scores in hundredths, as score points.
@@ -95,6 +101,14 @@ fn render(report: &Report) -> String {
         "events: {} (ready {}, skipped {}, held {}, rejected {})\n",
         c.total, c.ready, c.skipped, c.held, c.rejected
     );
+    text.push_str(&render_quality(report));
+    text
+}
+
+/// The match-quality part of the summary: mean, median, share under threshold, and the
+/// factors missing most often.
+pub fn render_quality(report: &Report) -> String {
+    let mut text = String::new();
     let (Some(mean), Some(median), Some(share)) = (
         report.mean_score,
         report.median_score,
