@@ -386,6 +386,21 @@ mod tests {
     }
 
     #[test]
+    fn formats() {
+        let csv = Path::new("orders.CSV");
+        assert_eq!(format_of(csv, "{\"email\":1}"), Format::Csv);
+        assert_eq!(
+            format_of(Path::new("a.ndjson"), "email\n"),
+            Format::JsonLines
+        );
+        assert_eq!(
+            format_of(Path::new("export"), " \n{\"a\":1}"),
+            Format::JsonLines
+        );
+        assert_eq!(format_of(Path::new("export"), "email\n"), Format::Csv);
+    }
+
+    #[test]
     fn separators() {
         assert_eq!(separator("a,b,c\n1;2;3"), b',');
         assert_eq!(separator("a;b;\"c,d,e\"\n"), b';');

@@ -194,8 +194,12 @@ fn prepare_row(
     };
     let event = to_collect_event(&offline, &destination.names, now_ms, MAX_AGE_MS)
         .map_err(|error| error.to_string())?;
-    let mut request = prepare_request(vec![event], ctx, destination);
-    let prepared = request.events.remove(0);
+    let request = prepare_request(vec![event], ctx, destination);
+    let prepared = request
+        .events
+        .into_iter()
+        .next()
+        .ok_or("the pipeline returned no event")?;
     match prepared.status {
         Status::Rejected => Err(prepared.reason.unwrap_or_default()),
         _ => Ok(prepared),
@@ -252,7 +256,10 @@ fn summarise(prepared: &[Prepared], duplicates: Vec<DuplicateRow>) -> Summary {
         rows: report.events.total,
         ready: report.events.ready,
         rejected,
-        skipped: report.events.skipped - duplicates.len() as u64,
+        skipped: report
+            .events
+            .skipped
+            .saturating_sub(duplicates.len() as u64),
         duplicates,
         held: report.events.held,
         offline_threshold: threshold(Source::Offline).0 / 100,
