@@ -3,6 +3,8 @@
 //! The answer (202) is sent only after the Dispatcher has stored the events, so a 202 means
 //! the events are safe. A refused request queues nothing.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
@@ -31,15 +33,16 @@ struct CollectAnswer<'a> {
 
 /// One event in the answer.
 #[derive(Serialize)]
-struct EventAnswer<'a> {
-    index: usize,
-    event_id: &'a str,
+pub(crate) struct EventAnswer<'a> {
+    pub index: usize,
+    /// `None` only for an offline upload's line that could not be read.
+    pub event_id: Option<&'a str>,
     /// `ready`, `skipped`, `held`, `rejected`, or `duplicate` when already received.
-    status: &'a str,
+    pub status: &'a str,
     /// The TikTok event name.
-    event: Option<&'a str>,
-    reason: Option<&'a str>,
-    emq: Option<&'a MatchQuality>,
+    pub event: Option<&'a str>,
+    pub reason: Option<Cow<'a, str>>,
+    pub emq: Option<&'a MatchQuality>,
 }
 
 /// `OPTIONS /collect`: allowed origins get credentials-enabled CORS, others 403.
@@ -117,18 +120,7 @@ async fn handle(
         cookie_domain: cookie_domain.as_deref(),
     };
     let prepared = prepare(&events, &ctx, &site.destination);
-    let repeats = repeated_ids(&prepared.events);
-
-    let intake = intake(site, &prepared.events, &repeats)?;
-    let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
-    prepared.events.iter().for_each(log_weak_match);
-
-    let answers: Vec<EventAnswer> = prepared
-        .events
-        .iter()
-        .zip(&repeats)
-        .map(|(event, repeat)| answer_for(event, *repeat, &duplicates))
-        .collect();
+    let answers = store_and_answer(env, site, &prepared.events, 0).await?;
     let response = Response::from_json(&CollectAnswer {
         accepted: answers.iter().filter(|a| a.status == "ready").count(),
         live: site.live,
@@ -139,6 +131,28 @@ async fn handle(
         response.headers().append("Set-Cookie", cookie)?;
     }
     Ok(response)
+}
+
+/// Stores the ready events of `events` durably in the destination's Dispatcher (group
+/// commit and dedup included) and answers each event: `ready`, `duplicate`, `skipped`,
+/// `held` or `rejected`, in the order given. `rejected_before` counts events refused before
+/// the pipeline (an offline upload's unreadable or out-of-date lines), for health.
+pub(crate) async fn store_and_answer<'a>(
+    env: &Env,
+    site: &SiteConfig,
+    events: &'a [PreparedEvent<'_>],
+    rejected_before: u32,
+) -> std::result::Result<Vec<EventAnswer<'a>>, ApiError> {
+    let repeats = repeated_ids(events);
+    let mut intake = intake(site, events, &repeats)?;
+    intake.rejected += rejected_before;
+    let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
+    events.iter().for_each(log_weak_match);
+    Ok(events
+        .iter()
+        .zip(&repeats)
+        .map(|(event, repeat)| answer_for(event, *repeat, &duplicates))
+        .collect())
 }
 
 /// For each event, whether an earlier ready event of the same request has its event_id.
@@ -222,15 +236,17 @@ fn answer_for<'a>(
     };
     EventAnswer {
         index: event.index,
-        event_id: &event.event_id,
+        event_id: Some(&event.event_id),
         status,
         event: event.event_name.as_deref(),
         reason: match (repeat, duplicate) {
-            (true, _) => {
-                Some("an earlier event of this request has this event_id; not queued again")
-            }
-            (false, true) => Some("already received with this event_id; not queued again"),
-            (false, false) => event.reason.as_deref(),
+            (true, _) => Some(Cow::Borrowed(
+                "an earlier event of this request has this event_id; not queued again",
+            )),
+            (false, true) => Some(Cow::Borrowed(
+                "already received with this event_id; not queued again",
+            )),
+            (false, false) => event.reason.as_deref().map(Cow::Borrowed),
         },
         emq: event.emq.as_ref(),
     }

@@ -6,7 +6,7 @@
 //! One file per role: [`router`] picks the handler, [`collect`] is the collect API,
 //! [`dispatcher`] the per-token Durable Object, [`config_store`] the Durable Object of stored
 //! destinations, [`config`] which destination serves a host, [`tiktok_client`] the
-//! outbound call, [`admin`] the operator's API, [`dashboard`] its page, [`sdk`] the browser
+//! outbound call, [`admin`] the operator's API, [`offline`] its upload of offline conversions, [`dashboard`] its page, [`sdk`] the browser
 //! snippet.
 
 mod admin;
@@ -16,6 +16,7 @@ mod config_store;
 mod dashboard;
 mod dispatcher;
 mod error;
+mod offline;
 mod router;
 mod runtime;
 mod sdk;

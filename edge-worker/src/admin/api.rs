@@ -24,6 +24,8 @@
 //!   parked_at_ms}], next_after, total}`, oldest first; `limit` 1–500.
 //! - `POST /admin/api/destinations/{host}/parked/replay` with `{}` (every parked event) or
 //!   `{"event_ids": [...]}`: `{replayed, not_found}`.
+//! - `POST /admin/api/destinations/{host}/offline`: JSON Lines of offline events, at most
+//!   1,000 or 1 MiB; answered per event as `/collect` answers (see [`crate::offline`]).
 //! - `GET /admin/api/status` and `GET /admin/api/health`: the default destination's queue
 //!   and health.
 //!
@@ -94,7 +96,7 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
         _ if host.is_empty() => None,
         "" => Some("GET, PUT, DELETE"),
         "health" | "parked" => Some("GET"),
-        "test" | "parked/replay" | "live" | "baseline" => Some("POST"),
+        "test" | "parked/replay" | "live" | "baseline" | "offline" => Some("POST"),
         _ => None,
     }
 }
@@ -144,6 +146,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
             let site = config::for_host(env, &host).await?;
             Ok(Response::from_json(&health(env, &site).await?)?)
         }
+        ("offline", _) => crate::offline::upload(req, env, &host).await,
         ("test", _) => connection_test(env, &*config::for_host(env, &host).await?, &host).await,
         ("parked", _) => {
             let url = req.url()?;

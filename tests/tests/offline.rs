@@ -1,0 +1,269 @@
+//! The offline upload (issue 13, "The upload endpoint"), end to end against `wrangler dev`
+//! and the loopback mock of TikTok: a JSON Lines body answered per event, request headers
+//! kept away from TikTok, a resend answered as duplicates, the 413s and a wrong token.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::bail;
+use reqwest::Method;
+use serde_json::{json, Value};
+use ttedge_e2e::Site;
+
+const ADMIN_TOKEN: &str = "e2e-offline-admin-token-5d2a";
+const MASTER_KEY: &str = "0b1c2d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddeeff0";
+const HOST: &str = "t.shop-o.test";
+const TOKEN: &str = "siteo-token-1a2b3c4d5e6f708192a3SECRETO";
+const PIXEL: &str = "C4SITEO0000000000000";
+const HEADER_IP: &str = "198.51.100.77";
+const HEADER_UA: &str = "UploaderBot/1.0 (header, must not reach TikTok)";
+const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
+/// SHA-256 of `buyer@example.com`.
+const EMAIL_HASH: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn upload_path() -> String {
+    format!("/admin/api/destinations/{HOST}/offline")
+}
+
+async fn upload(site: &Site, token: &str, body: String) -> anyhow::Result<(u16, Value)> {
+    let resp = site
+        .client
+        .post(format!("{}{}", site.worker.base_url(), upload_path()))
+        .bearer_auth(token)
+        .header("Content-Type", "application/x-ndjson")
+        .header("CF-Connecting-IP", HEADER_IP)
+        .header("User-Agent", HEADER_UA)
+        .header("Accept-Language", "fr-CH,fr;q=0.9")
+        .header(
+            "Cookie",
+            "_ttp=cookie-ttp-must-not-be-used; ttclid=cookie-click",
+        )
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    match serde_json::from_str(&text) {
+        Ok(json) => Ok((status, json)),
+        Err(_) => bail!("upload answered {status} with non-JSON: {text}"),
+    }
+}
+
+fn line(value: Value) -> String {
+    value.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_upload_end_to_end() -> anyhow::Result<()> {
+    let site = Site::start(
+        "e2e-offline-default-token-0001",
+        "C4DEFAULT00000000000",
+        ADMIN_TOKEN,
+        &[("MASTER_KEY", MASTER_KEY)],
+    )
+    .await?;
+    let settings = json!({
+        "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
+        "site_origins": ["https://shop-o.test"],
+    });
+    let (status, answer) = site
+        .admin(
+            Method::PUT,
+            &format!("/admin/api/destinations/{HOST}"),
+            Some(&settings.to_string()),
+        )
+        .await?;
+    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+
+    let now = now_ms();
+    let body = [
+        // 0: clear email and phone, three days ago.
+        line(
+            json!({"event": "CompletePayment", "event_id": "CompletePayment-A-1001",
+            "timestamp": now - 3 * DAY_MS,
+            "user_data": {"email": " Buyer@Example.com ", "phone": "+49 170 1234567"},
+            "properties": {"value": 49.9, "currency": "eur", "order_id": "A-1001"},
+            "source": "browser"}),
+        ),
+        String::new(),
+        // 1: hashes only; its context's own ip and user agent count.
+        line(
+            json!({"event": "CompletePayment", "event_id": "CompletePayment-A-1002",
+            "timestamp": now - DAY_MS,
+            "user_data": {"email_hash": EMAIL_HASH, "external_id": "cust-7"},
+            "context": {"ip": "192.0.2.44", "user_agent": "ShopPOS/2"},
+            "properties": {"value": 12, "currency": "eur"}}),
+        ),
+        "  \r".to_string(),
+        // 2: too old.
+        line(
+            json!({"event": "CompletePayment", "event_id": "CompletePayment-OLD",
+            "timestamp": now - 29 * DAY_MS, "user_data": {"email": "old@example.com"}}),
+        ),
+        // 3: in the future.
+        line(
+            json!({"event": "CompletePayment", "event_id": "CompletePayment-FUT",
+            "timestamp": now + DAY_MS, "user_data": {"email": "soon@example.com"}}),
+        ),
+        // 4: malformed.
+        "{\"event\": \"CompletePayment\", \"user_data\": ".to_string(),
+        // 5: no identifier.
+        line(
+            json!({"event": "CompletePayment", "event_id": "CompletePayment-NOID",
+            "timestamp": now - DAY_MS, "properties": {"value": 5, "currency": "eur"}}),
+        ),
+        // 6: a phone only, an hour ago.
+        line(
+            json!({"event": "Purchase", "event_id": "CompletePayment-A-1003",
+            "timestamp": now - 3_600_000, "user_data": {"phone": "+1 555 010 9999"}}),
+        ),
+    ]
+    .join("\r\n");
+
+    let (status, answer) = upload(&site, ADMIN_TOKEN, body.clone()).await?;
+    assert_eq!(status, 202, "{answer:#}");
+    let events = answer["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 7, "{answer:#}");
+    let statuses: Vec<(u64, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap_or(99),
+                e["status"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (0, "ready"),
+            (1, "ready"),
+            (2, "rejected"),
+            (3, "rejected"),
+            (4, "rejected"),
+            (5, "rejected"),
+            (6, "ready")
+        ],
+        "{answer:#}"
+    );
+    assert_eq!(answer["accepted"], 3, "{answer:#}");
+    let reason = |i: usize| events[i]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason(2).starts_with("too old"), "{}", reason(2));
+    assert!(reason(2).contains("28 days"), "{}", reason(2));
+    assert_eq!(reason(3), "dated in the future");
+    assert!(reason(4).contains("malformed JSON"), "{}", reason(4));
+    assert!(reason(5).starts_with("no identifier"), "{}", reason(5));
+    // Scored against the offline threshold: email + phone is 55, over 50.
+    // (a browser event with these two would be under its 70).
+    let grade = events[0]["emq"]["grade"].as_str().unwrap_or_default();
+    assert!(grade == "good" || grade == "excellent", "{answer:#}");
+    // No personal data or token in the answer.
+    let text = answer.to_string();
+    for secret in [
+        "Buyer@Example.com",
+        "buyer@example.com",
+        "1234567",
+        "cust-7",
+        ADMIN_TOKEN,
+        TOKEN,
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+
+    let received = site
+        .tiktok
+        .wait_for_events(3, Duration::from_secs(20))
+        .await?;
+    let mut ids: Vec<String> = received
+        .iter()
+        .filter_map(|e| e.event_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "CompletePayment-A-1001",
+            "CompletePayment-A-1002",
+            "CompletePayment-A-1003"
+        ]
+    );
+    for event in &received {
+        let user = &event.event["user"];
+        let shown = event.event.to_string();
+        assert!(!shown.contains(HEADER_IP), "{shown}");
+        assert!(!shown.contains("UploaderBot"), "{shown}");
+        assert!(!shown.contains("cookie-ttp"), "{shown}");
+        assert!(!shown.contains("cookie-click"), "{shown}");
+        assert!(user.get("locale").is_none(), "{shown}");
+        if event.event_id() == Some("CompletePayment-A-1002") {
+            assert_eq!(user["ip"], "192.0.2.44", "{shown}");
+            assert_eq!(user["user_agent"], "ShopPOS/2", "{shown}");
+            assert_eq!(user["email"], EMAIL_HASH, "{shown}");
+        } else {
+            assert!(user.get("ip").is_none(), "{shown}");
+            assert!(user.get("user_agent").is_none(), "{shown}");
+        }
+    }
+    let requests = site.tiktok.requests();
+    assert!(requests
+        .iter()
+        .all(|r| r.header("Access-Token") == Some(TOKEN)));
+
+    // The same body again: every ready one is a duplicate, nothing new reaches TikTok.
+    let (status, again) = upload(&site, ADMIN_TOKEN, body).await?;
+    assert_eq!(status, 202, "{again:#}");
+    assert_eq!(again["accepted"], 0, "{again:#}");
+    for i in [0, 1, 6] {
+        assert_eq!(again["events"][i]["status"], "duplicate", "{again:#}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(site.tiktok.events().len(), 3, "{}", site.tiktok.summary());
+
+    // 1,001 events: 413 naming the event limit.
+    let one = line(
+        json!({"event": "CompletePayment", "timestamp": now - DAY_MS,
+        "user_data": {"email": "x@example.com"}}),
+    );
+    let (status, refused) = upload(&site, ADMIN_TOKEN, vec![one; 1_001].join("\n")).await?;
+    assert_eq!(status, 413, "{refused}");
+    assert_eq!(refused["error"]["code"], "too_many_events", "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("1000"));
+
+    // Over 1 MiB: 413 naming the size limit.
+    let padding = "x".repeat(1024 * 1024);
+    let big = line(json!({"event": "CompletePayment", "properties": {"description": padding}}));
+    let (status, refused) = upload(&site, ADMIN_TOKEN, big).await?;
+    assert_eq!(status, 413, "{refused}");
+    assert_eq!(refused["error"]["code"], "body_too_large", "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("1024 KiB"));
+
+    // A wrong token: 401, nothing stored.
+    let (status, refused) = upload(&site, "not-the-token", "{}".into()).await?;
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["error"]["code"], "unauthorized");
+    assert_eq!(site.tiktok.events().len(), 3, "{}", site.tiktok.summary());
+
+    // The log holds neither the personal data nor the token.
+    let log = site.worker.log_tail(2_000);
+    for secret in [
+        "Buyer@Example.com",
+        "buyer@example.com",
+        "+49 170",
+        "cust-7",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the Worker's log");
+    }
+    Ok(())
+}
