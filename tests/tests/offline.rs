@@ -225,6 +225,22 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(site.tiktok.events().len(), 3, "{}", site.tiktok.summary());
 
+    // Exactly 1,000 events (the limit is inclusive): all stored and delivered.
+    let thousand: Vec<String> = (0..1_000)
+        .map(|i| {
+            line(
+                json!({"event": "CompletePayment", "event_id": format!("CompletePayment-B-{i}"),
+                "timestamp": now - DAY_MS, "user_data": {"external_id": format!("c-{i}")}}),
+            )
+        })
+        .collect();
+    let (status, answer) = upload(&site, ADMIN_TOKEN, thousand.join("\n")).await?;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 1_000, "{answer}");
+    site.tiktok
+        .wait_for_events(1_003, Duration::from_secs(60))
+        .await?;
+
     // 1,001 events: 413 naming the event limit.
     let one = line(
         json!({"event": "CompletePayment", "timestamp": now - DAY_MS,
@@ -253,7 +269,12 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
     let (status, refused) = upload(&site, "not-the-token", "{}".into()).await?;
     assert_eq!(status, 401, "{refused}");
     assert_eq!(refused["error"]["code"], "unauthorized");
-    assert_eq!(site.tiktok.events().len(), 3, "{}", site.tiktok.summary());
+    assert_eq!(
+        site.tiktok.events().len(),
+        1_003,
+        "{}",
+        site.tiktok.summary()
+    );
 
     // The log holds neither the personal data nor the token.
     let log = site.worker.log_tail(2_000);
