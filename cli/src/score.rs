@@ -81,6 +81,20 @@ pub fn summarise(prepared: &[Prepared]) -> Report {
 }
 
 /// Median of scores in hundredths, as score points.
+/// The factors missing most often, one line each: `score` and `send` print them alike.
+pub fn write_most_missing(text: &mut String, missing: &[MissingFactor]) {
+    text.push_str("missing most often:\n");
+    for factor in missing {
+        text.push_str(&format!(
+            "  {:<12} missing in {:>6} events ({:>5.1}%), would add {:.2} points each\n",
+            factor.factor.name(),
+            factor.events,
+            factor.share * 100.0,
+            factor.mean_gain
+        ));
+    }
+}
+
 fn median(scores: &mut [u32]) -> Option<f64> {
     if scores.is_empty() {
         return None;
@@ -129,16 +143,7 @@ pub fn render_quality(report: &Report) -> String {
     if report.most_missing.is_empty() {
         text.push_str("nothing is missing: every factor is full\n");
     } else {
-        text.push_str("missing most often:\n");
-        for factor in &report.most_missing {
-            text.push_str(&format!(
-                "  {:<12} missing in {:>6} events ({:>5.1}%), would add {:.2} points each\n",
-                factor.factor.name(),
-                factor.events,
-                factor.share * 100.0,
-                factor.mean_gain
-            ));
-        }
+        write_most_missing(&mut text, &report.most_missing);
     }
     text
 }

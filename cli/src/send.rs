@@ -302,16 +302,7 @@ fn render(summary: &Summary, prepared: &[Prepared]) -> String {
         None => text.push_str("match quality: no event could be scored\n"),
     }
     if !summary.most_missing.is_empty() {
-        text.push_str("missing most often:\n");
-        for factor in &summary.most_missing {
-            text.push_str(&format!(
-                "  {:<12} missing in {:>6} events ({:>5.1}%), would add {:.2} points each\n",
-                factor.factor.name(),
-                factor.events,
-                factor.share * 100.0,
-                factor.mean_gain
-            ));
-        }
+        score::write_most_missing(&mut text, &summary.most_missing);
     }
     text.push_str("dry run: nothing was sent\n");
     text

@@ -18,8 +18,30 @@ use crate::mapping::{NameMapping, NameRules};
 /// The event of a row that names none.
 pub const DEFAULT_EVENT: &str = "CompletePayment";
 
+/// One day, in milliseconds.
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
+
 /// The oldest offline event TikTok accepts: 28 days, in milliseconds.
-pub const MAX_AGE_MS: i64 = 28 * 24 * 60 * 60 * 1_000;
+pub const MAX_AGE_MS: i64 = 28 * DAY_MS;
+
+/// An offline event's time must be given, not after `now_ms`, and at most `max_age_ms`
+/// old, as TikTok accepts them. `ttedge send` and the upload endpoint both check with this.
+pub fn check_date(
+    timestamp_ms: Option<i64>,
+    now_ms: i64,
+    max_age_ms: i64,
+) -> Result<i64, RowError> {
+    let at = timestamp_ms.ok_or(RowError::NoTimestamp)?;
+    if at > now_ms {
+        return Err(RowError::InFuture);
+    }
+    if now_ms.saturating_sub(at) > max_age_ms {
+        return Err(RowError::TooOld {
+            max_days: max_age_ms / DAY_MS,
+        });
+    }
+    Ok(at)
+}
 
 /// One row of an offline file, its cells already picked by column.
 #[derive(Debug, Clone, Default)]
@@ -133,15 +155,7 @@ pub fn to_collect_event<'a>(
         NameMapping::Skip(reason) => return Err(RowError::UnknownEvent(reason.to_string())),
         NameMapping::Reject(error) => return Err(RowError::UnknownEvent(error.to_string())),
     };
-    let timestamp_ms = row.timestamp_ms.ok_or(RowError::NoTimestamp)?;
-    if timestamp_ms > now_ms {
-        return Err(RowError::InFuture);
-    }
-    if now_ms.saturating_sub(timestamp_ms) > max_age_ms {
-        return Err(RowError::TooOld {
-            max_days: max_age_ms / (24 * 60 * 60 * 1_000),
-        });
-    }
+    let timestamp_ms = check_date(row.timestamp_ms, now_ms, max_age_ms)?;
     let id = event_id(&event_name, row, &identity, timestamp_ms);
     let contents: Vec<Item<'a>> = row
         .content_ids
@@ -193,6 +207,19 @@ mod tests {
     fn convert(row: &OfflineRow<'_>) -> Result<String, RowError> {
         to_collect_event(row, &NameRules::default(), NOW, MAX_AGE_MS)
             .map(|e| e.event_id.unwrap_or_default().into_owned())
+    }
+
+    #[test]
+    fn dates_must_be_given_past_and_recent() {
+        let max = MAX_AGE_MS;
+        assert_eq!(check_date(Some(NOW), NOW, max), Ok(NOW));
+        assert_eq!(check_date(Some(NOW - max), NOW, max), Ok(NOW - max));
+        assert_eq!(
+            check_date(Some(NOW - max - 1), NOW, max),
+            Err(RowError::TooOld { max_days: 28 })
+        );
+        assert_eq!(check_date(Some(NOW + 1), NOW, max), Err(RowError::InFuture));
+        assert_eq!(check_date(None, NOW, max), Err(RowError::NoTimestamp));
     }
 
     #[test]

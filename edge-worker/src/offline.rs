@@ -21,7 +21,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use ttedge_core::event::{parse_collect, CollectEvent, Source};
-use ttedge_core::offline::{RowError, MAX_AGE_MS};
+use ttedge_core::offline::{check_date, RowError, DAY_MS, MAX_AGE_MS};
 use ttedge_core::pipeline::{prepare, RequestContext, Status};
 use worker::{Env, Request, Response};
 
@@ -36,8 +36,6 @@ pub const MAX_EVENTS: usize = 1_000;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The Worker var that sets the oldest accepted event, in days.
 pub const MAX_AGE_VAR: &str = "OFFLINE_MAX_AGE_DAYS";
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
 
 /// The answer: as `/collect`'s.
 #[derive(Serialize)]
@@ -167,20 +165,6 @@ fn read_line(line: &[u8], now_ms: i64, max_age_ms: i64) -> Result<CollectEvent<'
     Ok(event)
 }
 
-/// An offline event's time must be given, not in the future, and at most `max_age_ms` old.
-fn check_date(timestamp_ms: Option<i64>, now_ms: i64, max_age_ms: i64) -> Result<(), RowError> {
-    let at = timestamp_ms.ok_or(RowError::NoTimestamp)?;
-    if at > now_ms {
-        return Err(RowError::InFuture);
-    }
-    if now_ms.saturating_sub(at) > max_age_ms {
-        return Err(RowError::TooOld {
-            max_days: max_age_ms / DAY_MS,
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,20 +186,6 @@ mod tests {
         for bad in ["0", "-3", "366", "2.5", "many"] {
             assert!(max_age_ms(Some(bad)).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn dates_must_be_given_past_and_recent() {
-        let now = 1_800_000_000_000;
-        let max = 28 * DAY_MS;
-        assert_eq!(check_date(Some(now), now, max), Ok(()));
-        assert_eq!(check_date(Some(now - max), now, max), Ok(()));
-        assert_eq!(
-            check_date(Some(now - max - 1), now, max),
-            Err(RowError::TooOld { max_days: 28 })
-        );
-        assert_eq!(check_date(Some(now + 1), now, max), Err(RowError::InFuture));
-        assert_eq!(check_date(None, now, max), Err(RowError::NoTimestamp));
     }
 
     #[test]

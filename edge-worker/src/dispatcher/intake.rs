@@ -29,6 +29,22 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
     let mut counts = Counts::default();
     let mut quality = QualitySummary::default();
     let mut rows: Vec<RowDraft> = Vec::new();
+    // Every live event's key, in order, looked up in one pass over the window's tables.
+    let keys: Vec<[u8; 32]> = intakes
+        .iter()
+        .filter(|intake| intake.live)
+        .flat_map(|intake| {
+            intake.events.iter().map(|event| {
+                dedup_key(
+                    &intake.pixel_code,
+                    &event.event_name,
+                    &event.event_id,
+                    intake.test_event_code.as_deref(),
+                )
+            })
+        })
+        .collect();
+    let mut first = storage.first_sightings(&keys, now_ms)?.into_iter();
     for intake in intakes {
         let mut answer = IntakeAnswer::default();
         counts.add(Metric::Held, u64::from(intake.held));
@@ -46,13 +62,7 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
         };
         let mut pixel_missing = 0;
         for event in &intake.events {
-            let key = dedup_key(
-                &lane.pixel_code,
-                &event.event_name,
-                &event.event_id,
-                lane.test_event_code.as_deref(),
-            );
-            if !storage.first_sighting(&key, now_ms)? {
+            if first.next() != Some(true) {
                 answer.duplicates.push(event.event_id.clone());
                 continue;
             }

@@ -229,7 +229,7 @@ fn seen(storage: &Storage) -> worker::Result<()> {
                 row.test_event_code.as_deref(),
             );
             // Seen when it came, so it leaves the window when it would have.
-            storage.first_sighting(&key, (row.received_ms as u64).min(now))?;
+            storage.first_sightings(&[key], (row.received_ms as u64).min(now))?;
         }
     }
     Ok(())

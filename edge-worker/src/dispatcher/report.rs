@@ -6,7 +6,7 @@ use ttedge_core::destination::BaselineRecovery;
 use ttedge_core::health::{self, Counts, EmqReport, HourBucket, HourPoint, Recovery, Windows};
 use worker::Result;
 
-use super::send_loop::{count_intake, queued_events, window};
+use super::send_loop::{count_intake, pending_intake, queued_events, window};
 use super::storage::{CallRecord, IntakeSummary, ParkedRow, State, Storage};
 use ttedge_core::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
 
@@ -150,14 +150,7 @@ pub type ConversionCounts = Vec<u64>;
 /// The state with what came in since the last count counted: exact, without a write.
 fn counted_state(storage: &Storage) -> Result<(State, Vec<IntakeSummary>)> {
     let mut state = storage.state()?;
-    let from = state
-        .lanes
-        .values()
-        .map(|lane| lane.cursor)
-        .chain([state.counted])
-        .min()
-        .unwrap_or(0);
-    let intake = storage.intake_since(from)?;
+    let intake = pending_intake(storage, &state)?;
     count_intake(&mut state, &intake);
     Ok((state, intake))
 }

@@ -81,13 +81,8 @@ pub fn window(state: &State, limit: u32) -> SlidingWindow {
 pub fn count_unrecorded_send(storage: &Storage, started_ms: u64) -> Result<()> {
     let mut state = storage.state()?;
     state.sends.retain(|&at| at + MINUTE_MS > started_ms);
-    let busy = !state.sends.is_empty() || {
-        let intake = storage.intake_since(earliest(&state))?;
-        state
-            .lanes
-            .iter()
-            .any(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0)
-    };
+    let busy = !state.sends.is_empty()
+        || !waiting_cursors(&state, &pending_intake(storage, &state)?).is_empty();
     if busy {
         state.sends.push(started_ms);
         storage.save_state(&mut state, started_ms)?;
@@ -137,7 +132,7 @@ pub async fn run(storage: &Storage, env: &Env) -> Result<Option<u64>> {
 async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
     let now = now_ms();
     let mut state = storage.state()?;
-    let intake = storage.intake_since(earliest(&state))?;
+    let intake = pending_intake(storage, &state)?;
     let lanes_before = state.lanes.len();
     let counted = count_intake(&mut state, &intake);
     let lanes = lanes_of(&mut state, &intake);
@@ -251,6 +246,21 @@ pub fn record(state: &mut State, outcome: &CallOutcome, events: u64, now_ms: u64
         message: failure.map(|f| f.message.clone()),
         hint: failure.map(|f| f.hint.clone()),
     });
+}
+
+/// The intake rows still needed: from the earliest lane cursor or uncounted row on.
+pub fn pending_intake(storage: &Storage, state: &State) -> Result<Vec<IntakeSummary>> {
+    storage.intake_since(earliest(state))
+}
+
+/// The cursors of the lanes that have events queued in `intake`.
+fn waiting_cursors(state: &State, intake: &[IntakeSummary]) -> Vec<u64> {
+    state
+        .lanes
+        .iter()
+        .filter(|(key, lane)| queued_events(intake, key, lane.cursor) > 0)
+        .map(|(_, lane)| lane.cursor)
+        .collect()
 }
 
 /// Where reading the intake must start: the earliest lane cursor or uncounted row.
@@ -388,13 +398,8 @@ fn assemble(
 /// quiet does not keep its last elements. The cron's wake-up comes for that.
 fn clean_up(storage: &Storage, now_ms: u64) -> Result<()> {
     let state = storage.state()?;
-    let intake = storage.intake_since(earliest(&state))?;
-    let waiting: Vec<u64> = state
-        .lanes
-        .iter()
-        .filter(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0)
-        .map(|(_, lane)| lane.cursor)
-        .collect();
+    let intake = pending_intake(storage, &state)?;
+    let waiting = waiting_cursors(&state, &intake);
     let idle = waiting.is_empty() && intake.iter().all(|row| row.position < state.counted);
     let done = match storage.intake_generations()?.last().copied() {
         Some(newest) if idle => {
@@ -427,11 +432,8 @@ fn holds_counted_rows(state: &State, g: u64) -> bool {
 /// object only then, since setting an alarm is billed as a row written.
 pub fn has_work(storage: &Storage, now_ms: u64) -> Result<bool> {
     let state = storage.state()?;
-    let intake = storage.intake_since(earliest(&state))?;
-    let queued = state
-        .lanes
-        .iter()
-        .any(|(key, lane)| queued_events(&intake, key, lane.cursor) > 0);
+    let intake = pending_intake(storage, &state)?;
+    let queued = !waiting_cursors(&state, &intake).is_empty();
     let uncounted = intake.iter().any(|row| row.position >= state.counted);
     let current = now_ms / INTAKE_GENERATION_MS;
     let past_generation = storage

@@ -460,37 +460,47 @@ impl Storage {
 
     // ---- intake ---------------------------------------------------------------------
 
-    /// Whether an event with this key was seen within the deduplication window; if not,
-    /// it is recorded as seen at `now_ms`.
-    pub fn first_sighting(&self, key: &[u8], now_ms: u64) -> worker::Result<bool> {
-        let current = now_ms / SEEN_GENERATION_MS;
-        for generation in self.tables("seen_")? {
-            if generation + SEEN_GENERATIONS_KEPT <= current || generation == current {
-                continue;
-            }
-            let hits: Vec<serde::de::IgnoredAny> = self
-                .sql
-                .exec(
-                    &format!("SELECT 1 AS hit FROM seen_{generation} WHERE key = ?"),
-                    vec![SqlStorageValue::Blob(key.to_vec())],
-                )?
-                .to_array()?;
-            if !hits.is_empty() {
-                return Ok(false);
-            }
+    /// For each key, whether it is seen here for the first time within the deduplication
+    /// window; each new one is recorded as seen at `now_ms`. A key repeated in `keys` is new
+    /// only at its first place. The window's tables are listed once for all the keys.
+    pub fn first_sightings(&self, keys: &[[u8; 32]], now_ms: u64) -> worker::Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
+        let current = now_ms / SEEN_GENERATION_MS;
+        let earlier: Vec<u64> = self
+            .tables("seen_")?
+            .into_iter()
+            .filter(|&g| g != current && g + SEEN_GENERATIONS_KEPT > current)
+            .collect();
         self.sql.exec(
             &format!(
                 "CREATE TABLE IF NOT EXISTS seen_{current} (key BLOB PRIMARY KEY) WITHOUT ROWID"
             ),
             None,
         )?;
-        let inserted = self.sql.exec(
-            &format!("INSERT OR IGNORE INTO seen_{current} (key) VALUES (?)"),
-            vec![SqlStorageValue::Blob(key.to_vec())],
-        )?;
-        let _: Vec<serde::de::IgnoredAny> = inserted.to_array()?;
-        Ok(inserted.rows_written() > 0)
+        keys.iter()
+            .map(|key| {
+                for generation in &earlier {
+                    let hits: Vec<serde::de::IgnoredAny> = self
+                        .sql
+                        .exec(
+                            &format!("SELECT 1 AS hit FROM seen_{generation} WHERE key = ?"),
+                            vec![SqlStorageValue::Blob(key.to_vec())],
+                        )?
+                        .to_array()?;
+                    if !hits.is_empty() {
+                        return Ok(false);
+                    }
+                }
+                let inserted = self.sql.exec(
+                    &format!("INSERT OR IGNORE INTO seen_{current} (key) VALUES (?)"),
+                    vec![SqlStorageValue::Blob(key.to_vec())],
+                )?;
+                let _: Vec<serde::de::IgnoredAny> = inserted.to_array()?;
+                Ok(inserted.rows_written() > 0)
+            })
+            .collect()
     }
 
     /// Stores one intake row in the current generation; answers the position of its first
