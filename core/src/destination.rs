@@ -63,6 +63,10 @@ pub struct DestinationSettings {
     /// Sends every event as a test event (Events Manager's "Test events") when set.
     #[serde(default)]
     pub test_event_code: Option<String>,
+    /// The Offline Event Set offline events (CSV uploads, cash-on-delivery confirmations)
+    /// are sent to, as `event_source: "offline"`. Without one they go to the pixel.
+    #[serde(default)]
+    pub offline_event_set_id: Option<String>,
     /// The browser pixel the server's conversions are compared with, when it is not
     /// `pixel_id` (see [`Baseline`]).
     #[serde(default)]
@@ -105,6 +109,7 @@ impl fmt::Debug for DestinationSettings {
             .field("pixel_id", &self.pixel_id)
             .field("access_token", &self.access_token.as_ref().map(|_| ".."))
             .field("test_event_code", &self.test_event_code)
+            .field("offline_event_set_id", &self.offline_event_set_id)
             .field("baseline_pixel_code", &self.baseline_pixel_code)
             .field("live", &self.live)
             .field("site_origins", &self.site_origins)
@@ -231,6 +236,10 @@ pub fn parse_settings(
     settings.test_event_code = blank_to_none(settings.test_event_code.take());
     if let Some(code) = &settings.test_event_code {
         check_code("test_event_code", code)?;
+    }
+    settings.offline_event_set_id = blank_to_none(settings.offline_event_set_id.take());
+    if let Some(id) = &settings.offline_event_set_id {
+        check_code("offline_event_set_id", id)?;
     }
     settings.baseline_pixel_code = blank_to_none(settings.baseline_pixel_code.take());
     if let Some(code) = &settings.baseline_pixel_code {
@@ -681,6 +690,7 @@ mod tests {
                 pixel_id: "C4ABC123".into(),
                 access_token: None,
                 test_event_code: None,
+                offline_event_set_id: None,
                 baseline_pixel_code: None,
                 live: false,
                 site_origins: Vec::new(),
@@ -699,6 +709,7 @@ mod tests {
             "pixel_id": "C4ABC123",
             "access_token": " tok_ABC-123.xyz ",
             "test_event_code": "TEST123",
+            "offline_event_set_id": " 7301234567890123456 ",
             "baseline_pixel_code": "C4OTHER",
             "live": true,
             "site_origins": ["https://Shop.Example/", "https://shop.example", "http://localhost:8787"],
@@ -711,6 +722,10 @@ mod tests {
         .unwrap();
         assert_eq!(settings.access_token.as_deref(), Some("tok_ABC-123.xyz"));
         assert_eq!(settings.test_event_code.as_deref(), Some("TEST123"));
+        assert_eq!(
+            settings.offline_event_set_id.as_deref(),
+            Some("7301234567890123456")
+        );
         assert_eq!(settings.baseline_pixel_code.as_deref(), Some("C4OTHER"));
         assert!(settings.live);
         assert_eq!(
@@ -739,12 +754,14 @@ mod tests {
             "pixel_id": "C4ABC123",
             "access_token": "  ",
             "test_event_code": "",
+            "offline_event_set_id": "",
             "baseline_pixel_code": " ",
             "cookie_domain": "",
         }))
         .unwrap();
         assert_eq!(settings.access_token, None);
         assert_eq!(settings.test_event_code, None);
+        assert_eq!(settings.offline_event_set_id, None);
         assert_eq!(settings.baseline_pixel_code, None);
         assert_eq!(settings.cookie_domain, None);
         let nulls = parse(json!({"pixel_id": "C4ABC123", "access_token": null})).unwrap();
@@ -840,7 +857,11 @@ mod tests {
         refused(with("pixel_id", json!("C4ÄBC")), "pixel_id");
         refused(with("pixel_id", json!("A".repeat(65))), "pixel_id");
         assert!(parse(with("pixel_id", json!("A".repeat(64)))).is_ok());
-        for field in ["test_event_code", "baseline_pixel_code"] {
+        for field in [
+            "test_event_code",
+            "offline_event_set_id",
+            "baseline_pixel_code",
+        ] {
             refused(with(field, json!("TEST 1")), field);
             refused(with(field, json!("1".repeat(65))), field);
             assert!(parse(with(field, json!("1".repeat(64)))).is_ok());

@@ -15,6 +15,7 @@ use crate::cookie;
 use crate::event::{CollectEvent, PixelStatus, Properties, Source, UserData};
 use crate::hashing::{self, Sha256Hex};
 use crate::mapping::{NameMapping, NameRules};
+use crate::offline::RowError;
 use crate::quality::{self, MatchQuality, MatchSignals};
 use crate::text;
 use crate::tiktok::{Content, Page, RequestKey, TrackEvent, TrackProperties, User};
@@ -33,10 +34,7 @@ pub struct Destination {
 impl Destination {
     /// The request key its events are grouped under.
     pub fn request_key(&self) -> RequestKey<'_> {
-        RequestKey {
-            pixel_code: &self.pixel_id,
-            test_event_code: self.test_event_code.as_deref(),
-        }
+        RequestKey::web(&self.pixel_id, self.test_event_code.as_deref())
     }
 }
 
@@ -309,6 +307,11 @@ fn prepare_event<'a>(
         properties,
         limited_data_use: decision.limited_data_use,
     };
+    if source == Source::Offline && !identifies(&element.user) {
+        // TikTok refuses an offline event without one; no cookie or IP can stand in for it.
+        prepared.reason = Some(RowError::NoIdentifier.to_string());
+        return prepared;
+    }
     prepared.emq = Some(quality::score(&match_signals(&element), source));
     if decision.send {
         prepared.status = Status::Ready;
@@ -318,6 +321,11 @@ fn prepare_event<'a>(
         prepared.reason = Some("held back by consent: sendable_to_ads is false".to_string());
     }
     prepared
+}
+
+/// Whether `user` names a person as an offline event must: by email, phone or external id.
+fn identifies(user: &User<'_>) -> bool {
+    user.email.is_some() || user.phone.is_some() || user.external_id.is_some()
 }
 
 /// Trimmed, and `None` when empty; still borrowed.
@@ -531,7 +539,7 @@ mod tests {
     #[test]
     fn offline_events_ignore_request_headers_and_cookies() {
         let out = run(
-            r#"{"event":"purchase","source":"offline","context":{"ip":"10.0.0.1"}}"#,
+            r#"{"event":"purchase","source":"offline","context":{"ip":"10.0.0.1"},"user_data":{"external_id":"c-1"}}"#,
             &ctx(),
         );
         let user = &out.events[0].tiktok.as_ref().unwrap().user;
@@ -541,6 +549,29 @@ mod tests {
             (None, None)
         );
         assert!(out.set_cookies.is_empty());
+    }
+
+    #[test]
+    fn offline_events_need_an_email_a_phone_or_an_external_id() {
+        let out = run(
+            r#"{"batch":[{"event":"purchase","source":"offline","context":{"ip":"10.0.0.1","ttp":"t1"}},
+                {"event":"purchase","source":"offline","user_data":{"email":"  "}},
+                {"event":"purchase","source":"offline","user_data":{"phone":"+1 555 0100"}},
+                {"event":"purchase","context":{"ip":"10.0.0.1"}}]}"#,
+            &ctx(),
+        );
+        let statuses: Vec<_> = out.events.iter().map(|e| e.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                Status::Rejected,
+                Status::Rejected,
+                Status::Ready,
+                Status::Ready
+            ]
+        );
+        let reason = out.events[0].reason.as_deref().unwrap_or_default();
+        assert!(reason.starts_with("no identifier"), "{reason}");
     }
 
     #[test]

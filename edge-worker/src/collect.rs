@@ -11,6 +11,7 @@ use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::health::is_conversion;
 use ttedge_core::pipeline::{prepare, PreparedEvent, RequestContext, Status};
 use ttedge_core::quality::MatchQuality;
+use ttedge_core::tiktok::offline_event_set;
 use worker::{Env, Headers, Request, Response, Result};
 
 use crate::config::{self, SiteConfig};
@@ -192,6 +193,11 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> 
             event_name: name.to_string(),
             pixel_status: event.pixel,
             conversion: is_conversion(name, &site.conversion_events),
+            offline_event_set_id: offline_event_set(
+                event.source,
+                site.offline_event_set_id.as_deref(),
+            )
+            .map(str::to_string),
             element: RawValue::from_string(element.to_json())?,
         });
     }

@@ -94,6 +94,8 @@ pub struct SiteConfig {
     pub provenance: Provenance,
     /// Where events go.
     pub destination: Destination,
+    /// The Offline Event Set offline events go to, instead of the pixel.
+    pub offline_event_set_id: Option<String>,
     /// The TikTok access token. Never logged, never answered, never in an object name.
     pub access_token: String,
     /// Page origins allowed to post to `/collect`.
@@ -158,6 +160,14 @@ impl SiteConfig {
         let cookie_domain =
             var(env, "COOKIE_DOMAIN").map(|d| d.trim_start_matches('.').to_string());
         let test_event_code = var(env, "TIKTOK_TEST_EVENT_CODE");
+        let offline_event_set_id = var(env, "TIKTOK_OFFLINE_EVENT_SET_ID");
+        if offline_event_set_id
+            .as_deref()
+            .is_some_and(|id| !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            problems
+                .push("TIKTOK_OFFLINE_EVENT_SET_ID must be letters and digits only".to_string());
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -168,6 +178,7 @@ impl SiteConfig {
                 test_event_code,
                 names: Default::default(),
             },
+            offline_event_set_id,
             access_token,
             site_origins,
             cookie_domain,
@@ -190,6 +201,7 @@ impl SiteConfig {
                 sealed_token: stored.sealed_token.clone(),
             },
             destination: settings.pipeline_destination(),
+            offline_event_set_id: settings.offline_event_set_id.clone(),
             access_token,
             site_origins: settings.site_origins.clone(),
             cookie_domain: settings.cookie_domain.clone(),

@@ -9,9 +9,9 @@
 //! answered `duplicate`.
 //!
 //! On top of `/collect`'s checks, an offline event is rejected when it has no timestamp, is
-//! dated in the future, is older than `OFFLINE_MAX_AGE_DAYS` (a Worker var, 28 by default:
-//! what TikTok accepts for offline events), or has no email, phone or external_id after
-//! normalisation (as `ttedge send` rejects such a row).
+//! dated in the future, or is older than `OFFLINE_MAX_AGE_DAYS` (a Worker var, 28 by default:
+//! what TikTok accepts for offline events). One without an email, phone or external_id is
+//! rejected by core's pipeline, as on `/collect`.
 //!
 //! The answer indexes events by their position among the body's non-blank lines, from 0. A
 //! line that cannot be read is rejected alone; the whole call is refused only for auth, a
@@ -21,8 +21,8 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use ttedge_core::event::{parse_collect, CollectEvent, Source};
-use ttedge_core::offline::{check_date, RowError, DAY_MS, MAX_AGE_MS};
-use ttedge_core::pipeline::{prepare, RequestContext, Status};
+use ttedge_core::offline::{check_date, DAY_MS, MAX_AGE_MS};
+use ttedge_core::pipeline::{prepare, RequestContext};
 use worker::{Env, Request, Response};
 
 use crate::collect::{store_and_answer, EventAnswer};
@@ -87,19 +87,10 @@ pub async fn upload(mut req: Request, env: &Env, host: &str) -> Result<Response,
         id_random: runtime::random_bytes()?,
         ..RequestContext::default()
     };
+    // Core's pipeline rejects an offline event without an email, phone or external_id.
     let mut prepared = prepare(&events, &ctx, &site.destination).events;
-    let no_identifier = RowError::NoIdentifier.to_string();
     for event in &mut prepared {
         event.index = line_of.get(event.index).copied().unwrap_or(event.index);
-        let identified = event.tiktok.as_ref().is_some_and(|element| {
-            let user = &element.user;
-            user.email.is_some() || user.phone.is_some() || user.external_id.is_some()
-        });
-        if event.status == Status::Ready && !identified {
-            event.status = Status::Rejected;
-            event.reason = Some(no_identifier.clone());
-            event.tiktok = None;
-        }
     }
     let mut answers = store_and_answer(
         env,

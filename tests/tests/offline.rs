@@ -27,14 +27,17 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-fn upload_path() -> String {
-    format!("/admin/api/destinations/{HOST}/offline")
-}
-
-async fn upload(site: &Site, token: &str, body: String) -> anyhow::Result<(u16, Value)> {
+/// Uploads `body` to `host`'s endpoint with request headers and cookies that must be ignored.
+async fn upload_to(
+    site: &Site,
+    host: &str,
+    token: &str,
+    body: String,
+) -> anyhow::Result<(u16, Value)> {
+    let path = format!("/admin/api/destinations/{host}/offline");
     let resp = site
         .client
-        .post(format!("{}{}", site.worker.base_url(), upload_path()))
+        .post(format!("{}{path}", site.worker.base_url()))
         .bearer_auth(token)
         .header("Content-Type", "application/x-ndjson")
         .header("CF-Connecting-IP", HEADER_IP)
@@ -53,6 +56,10 @@ async fn upload(site: &Site, token: &str, body: String) -> anyhow::Result<(u16, 
         Ok(json) => Ok((status, json)),
         Err(_) => bail!("upload answered {status} with non-JSON: {text}"),
     }
+}
+
+async fn upload(site: &Site, token: &str, body: String) -> anyhow::Result<(u16, Value)> {
+    upload_to(site, HOST, token, body).await
 }
 
 fn line(value: Value) -> String {
@@ -286,5 +293,121 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
     ] {
         assert!(!log.contains(secret), "{secret} in the Worker's log");
     }
+    Ok(())
+}
+
+/// A destination with an Offline Event Set: its offline events (uploaded, or posted to
+/// `/collect` with `source: "offline"`) go in requests of their own to the set, as
+/// `event_source: "offline"`; its browser events still go to the pixel. An offline event
+/// without an email, phone or external_id is refused on `/collect` too.
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_events_go_to_the_offline_event_set() -> anyhow::Result<()> {
+    const SET_HOST: &str = "t.shop-set.test";
+    const SET_PIXEL: &str = "C4SETPIXEL0000000000";
+    const SET_ID: &str = "7301234567890123456";
+    let site = Site::start(
+        "e2e-offline-set-default-token-02",
+        "C4DEFAULT00000000000",
+        ADMIN_TOKEN,
+        &[("MASTER_KEY", MASTER_KEY)],
+    )
+    .await?;
+    let settings = json!({
+        "pixel_id": SET_PIXEL, "access_token": "siteset-token-99887766554433221100",
+        "live": true, "site_origins": ["https://shop-set.test"],
+        "offline_event_set_id": SET_ID,
+    });
+    let (status, answer) = site
+        .admin(
+            Method::PUT,
+            &format!("/admin/api/destinations/{SET_HOST}"),
+            Some(&settings.to_string()),
+        )
+        .await?;
+    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+    assert_eq!(answer["offline_event_set_id"], SET_ID, "{answer}");
+
+    let now = now_ms();
+    let uploaded = [
+        json!({"event": "CompletePayment", "event_id": "CompletePayment-S-1",
+            "timestamp": now - DAY_MS, "user_data": {"email_hash": EMAIL_HASH}}),
+        json!({"event": "CompletePayment", "event_id": "CompletePayment-S-2",
+            "timestamp": now - DAY_MS, "user_data": {"external_id": "cust-set-2"}}),
+    ]
+    .map(line)
+    .join("\n");
+    let (status, answer) = upload_to(&site, SET_HOST, ADMIN_TOKEN, uploaded).await?;
+    assert_eq!(
+        (status, &answer["accepted"]),
+        (202, &json!(2)),
+        "{answer:#}"
+    );
+
+    let batch = json!({"batch": [
+        {"event": "purchase", "event_id": "web-1", "url": "https://shop-set.test/thanks",
+         "user_data": {"email": "web@example.com"}},
+        {"event": "purchase", "event_id": "pos-1", "source": "offline",
+         "user_data": {"phone": "+1 555 010 1234"}},
+        {"event": "purchase", "event_id": "pos-2", "source": "offline",
+         "context": {"ip": "192.0.2.8", "ttp": "known-ttp"}},
+    ]});
+    let (status, _, answer) = site
+        .collect_on(SET_HOST, Some("https://shop-set.test"), &batch)
+        .await?;
+    assert_eq!(status, 202, "{answer:#}");
+    let statuses: Vec<&str> = answer["events"]
+        .as_array()
+        .map(|events| events.iter().filter_map(|e| e["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(statuses, ["ready", "ready", "rejected"], "{answer:#}");
+    let reason = answer["events"][2]["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("no identifier"), "{reason}");
+
+    if let Err(error) = site.tiktok.wait_for_events(4, Duration::from_secs(30)).await {
+        let bodies: Vec<String> = site.tiktok.requests().iter().map(|r| r.body_text()).collect();
+        bail!("{error}: {bodies:#?}");
+    }
+    let mut routes: Vec<(String, String, Vec<String>)> = site
+        .tiktok
+        .requests()
+        .iter()
+        .map(|request| {
+            let mut ids = request.event_ids();
+            ids.sort();
+            (
+                request.field("event_source").unwrap_or("?").to_string(),
+                request.field("event_source_id").unwrap_or("?").to_string(),
+                ids,
+            )
+        })
+        .collect();
+    routes.sort();
+    // The uploads and the offline collect may share a request or not; each request holds
+    // one route only.
+    let mut offline_ids: Vec<String> = routes
+        .iter()
+        .filter(|(source, id, _)| source == "offline" && id == SET_ID)
+        .flat_map(|(_, _, ids)| ids.clone())
+        .collect();
+    offline_ids.sort();
+    assert_eq!(
+        offline_ids,
+        ["CompletePayment-S-1", "CompletePayment-S-2", "pos-1"],
+        "{routes:?}"
+    );
+    let web: Vec<&(String, String, Vec<String>)> = routes
+        .iter()
+        .filter(|(source, _, _)| source == "web")
+        .collect();
+    assert_eq!(web.len(), 1, "{routes:?}");
+    assert_eq!(
+        (web[0].1.as_str(), web[0].2.as_slice()),
+        (SET_PIXEL, &["web-1".to_string()][..])
+    );
+    assert_eq!(
+        routes.len(),
+        web.len() + routes.iter().filter(|(s, _, _)| s == "offline").count(),
+        "every request is web or offline: {routes:?}"
+    );
     Ok(())
 }

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::event::Source;
 use crate::hashing::Sha256Hex;
 use crate::json::{self, key, Object};
 
@@ -310,13 +311,67 @@ fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
     Cow::Owned(text.into_owned())
 }
 
-/// What puts two events in different requests: the pixel and the test event code.
+/// TikTok's `event_source`: what kind of source `event_source_id` names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSource {
+    /// A pixel: events from pages, and offline events of a destination without an offline
+    /// event set.
+    #[default]
+    Web,
+    /// An Offline Event Set: CSV uploads and cash-on-delivery confirmations, when the
+    /// destination names one.
+    Offline,
+}
+
+/// What puts two events in different requests: where they go (a pixel, or an offline
+/// event set) and the test event code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RequestKey<'a> {
-    /// `event_source_id`.
-    pub pixel_code: &'a str,
+    /// `event_source`.
+    pub event_source: EventSource,
+    /// `event_source_id`: the pixel code, or the offline event set id.
+    pub event_source_id: &'a str,
     /// Test events go in requests of their own.
     pub test_event_code: Option<&'a str>,
+}
+
+impl<'a> RequestKey<'a> {
+    /// A web event's key: it goes to the pixel.
+    pub fn web(pixel_code: &'a str, test_event_code: Option<&'a str>) -> RequestKey<'a> {
+        RequestKey {
+            event_source: EventSource::Web,
+            event_source_id: pixel_code,
+            test_event_code,
+        }
+    }
+
+    /// The key of a lane: to `offline_event_set_id` as offline events when there is one
+    /// (see [`offline_event_set`]), else to the pixel.
+    pub fn new(
+        pixel_code: &'a str,
+        test_event_code: Option<&'a str>,
+        offline_event_set_id: Option<&'a str>,
+    ) -> RequestKey<'a> {
+        match offline_event_set_id {
+            Some(set) => RequestKey {
+                event_source: EventSource::Offline,
+                event_source_id: set,
+                test_event_code,
+            },
+            None => RequestKey::web(pixel_code, test_event_code),
+        }
+    }
+}
+
+/// The offline event set an event of `source` goes to: an offline event goes to its
+/// destination's set when it names one (TikTok matches those against offline data, and
+/// keeps them out of the pixel's web figures); every other event goes to the pixel.
+pub fn offline_event_set(source: Source, offline_event_set_id: Option<&str>) -> Option<&str> {
+    match source {
+        Source::Offline => offline_event_set_id,
+        Source::Browser => None,
+    }
 }
 
 /// Groups items into requests: one group per [`RequestKey`], in order of first appearance,
@@ -342,7 +397,7 @@ pub fn plan_requests<'a, T>(
 
 #[derive(Serialize)]
 struct TrackRequest<'a> {
-    event_source: &'static str,
+    event_source: EventSource,
     event_source_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     test_event_code: Option<&'a str>,
@@ -352,8 +407,8 @@ struct TrackRequest<'a> {
 /// The request body for already-serialised `data[]` elements, without parsing them again.
 pub fn request_body(key: RequestKey<'_>, data: &[&RawValue]) -> String {
     let request = TrackRequest {
-        event_source: "web",
-        event_source_id: key.pixel_code,
+        event_source: key.event_source,
+        event_source_id: key.event_source_id,
         test_event_code: key.test_event_code,
         data,
     };
@@ -392,10 +447,7 @@ mod tests {
     use super::*;
 
     fn key<'a>(pixel: &'a str, test: Option<&'a str>) -> RequestKey<'a> {
-        RequestKey {
-            pixel_code: pixel,
-            test_event_code: test,
-        }
+        RequestKey::web(pixel, test)
     }
 
     #[test]
@@ -437,6 +489,24 @@ mod tests {
         );
         let body = request_body(key("PIX", None), &[&raw]);
         assert!(!body.contains("test_event_code"));
+    }
+
+    #[test]
+    fn offline_events_go_to_the_offline_event_set_when_there_is_one() {
+        let raw = RawValue::from_string(String::from(r#"{"event":"Lead"}"#)).unwrap();
+        let set = offline_event_set(Source::Offline, Some("SET7"));
+        assert_eq!(set, Some("SET7"));
+        assert_eq!(
+            request_body(RequestKey::new("PIX", None, set), &[&raw]),
+            r#"{"event_source":"offline","event_source_id":"SET7","data":[{"event":"Lead"}]}"#
+        );
+        // A browser event never goes to the set; an offline one goes to the pixel without it.
+        assert_eq!(offline_event_set(Source::Browser, Some("SET7")), None);
+        assert_eq!(offline_event_set(Source::Offline, None), None);
+        assert_eq!(
+            RequestKey::new("PIX", Some("T1"), None),
+            key("PIX", Some("T1"))
+        );
     }
 
     fn element<'a>(

@@ -27,6 +27,8 @@ pub struct DestinationView {
     pub access_token: String,
     /// The test event code every event is sent with, when set.
     pub test_event_code: Option<String>,
+    /// The Offline Event Set offline events go to, when set (else the pixel).
+    pub offline_event_set_id: Option<String>,
     /// Whether events are sent to TikTok.
     pub live: bool,
     /// Page origins allowed to post to `/collect`.
@@ -80,6 +82,7 @@ impl DestinationView {
             pixel_id,
             access_token: _, // always `None` in storage, and never answered
             test_event_code,
+            offline_event_set_id,
             baseline_pixel_code,
             live,
             site_origins,
@@ -94,6 +97,7 @@ impl DestinationView {
             pixel_id,
             access_token: stored.token_mask.clone(),
             test_event_code,
+            offline_event_set_id,
             live,
             site_origins,
             cookie_domain,
@@ -118,6 +122,7 @@ impl DestinationView {
             pixel_id: site.destination.pixel_id.clone(),
             access_token: seal::mask(&site.access_token),
             test_event_code: site.destination.test_event_code.clone(),
+            offline_event_set_id: site.offline_event_set_id.clone(),
             live: site.live,
             site_origins: site.site_origins.clone(),
             cookie_domain: site.cookie_domain.clone(),
@@ -169,6 +174,7 @@ mod tests {
                 pixel_id: "CABC".into(),
                 access_token: None,
                 test_event_code: Some("TEST1".into()),
+                offline_event_set_id: Some("7301".into()),
                 baseline_pixel_code: None,
                 live: true,
                 site_origins: vec!["https://shop.com".into()],
@@ -229,6 +235,7 @@ mod tests {
             pixel_id: "CDEF".into(),
             access_token: "…0001".into(),
             test_event_code: None,
+            offline_event_set_id: None,
             live: false,
             site_origins: Vec::new(),
             cookie_domain: None,
@@ -243,6 +250,7 @@ mod tests {
                 "cookie_domain",
                 "host",
                 "live",
+                "offline_event_set_id",
                 "pixel_id",
                 "rate_limit_per_minute",
                 "site_origins",

@@ -57,6 +57,11 @@ pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, se
             "baseline_pixel_code",
             or_none(baseline),
         ),
+        (
+            "Offline Event Set",
+            "offline_event_set_id",
+            or_none(item.offline_event_set_id.as_deref()),
+        ),
         ("Site origins", "site_origins", item.site_origins.join(", ")),
         (
             "Rate limit / min",

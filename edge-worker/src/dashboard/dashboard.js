@@ -79,6 +79,7 @@ async function save(f) {
   const body = {
     pixel_id: v('pixel_id'), test_event_code: v('test_event_code'),
     baseline_pixel_code: v('baseline_pixel_code'), live: f.dataset.live === 'true',
+    offline_event_set_id: v('offline_event_set_id'),
     site_origins: lines('site_origins'), cookie_domain: v('cookie_domain'), event_overrides: {},
     custom_events: E.custom_events.checked, conversion_events: lines('conversion_events'),
   };

@@ -80,7 +80,7 @@ const MAIN: [Field; 6] = [
 ];
 
 /// The fields under Advanced.
-const ADVANCED: [Field; 5] = [
+const ADVANCED: [Field; 6] = [
     field(
         "cookie_domain",
         "Cookie domain",
@@ -99,6 +99,13 @@ const ADVANCED: [Field; 5] = [
         Kind::Checkbox,
         "On: names that are not TikTok standard events go as custom events. Off: they are \
          skipped.",
+    ),
+    field(
+        "offline_event_set_id",
+        "Offline Event Set ID",
+        Kind::Text,
+        "Optional. Events Manager → Connect data source → Offline: the set's ID. Set, offline \
+         conversions (uploads, cash on delivery) go there; empty, they go to the pixel.",
     ),
     field(
         "rate_limit_per_minute",
@@ -240,6 +247,7 @@ fn value(d: &DestinationView, name: &str) -> String {
         "host" => d.host.clone().unwrap_or_default(),
         "pixel_id" => d.pixel_id.clone(),
         "test_event_code" => d.test_event_code.clone().unwrap_or_default(),
+        "offline_event_set_id" => d.offline_event_set_id.clone().unwrap_or_default(),
         "baseline_pixel_code" => stored
             .and_then(|s| s.baseline_pixel_code.clone())
             .unwrap_or_default(),

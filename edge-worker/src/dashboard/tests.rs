@@ -43,6 +43,7 @@ fn destination(host: Option<&str>, kind: DestinationKind) -> DestinationView {
         pixel_id: "CABC123".into(),
         access_token: "…1234".into(),
         test_event_code: Some("TEST123".into()),
+        offline_event_set_id: None,
         live: false,
         site_origins: vec!["https://shop.com".into()],
         cookie_domain: None,
@@ -590,6 +591,7 @@ fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView 
         pixel_id: "CABC123".into(),
         access_token: "…wxyz".into(),
         test_event_code: Some("TEST123".into()),
+        offline_event_set_id: Some("7301234567890123456".into()),
         live: true,
         site_origins: vec!["https://shop.com".into(), "https://www.shop.com".into()],
         cookie_domain: Some("shop.com".into()),
@@ -746,6 +748,7 @@ fn the_edit_form_holds_the_stored_settings() {
     assert!(tag_with_id(&html, "f-pixel_id").contains("value=\"CABC123\" "));
     assert!(tag_with_id(&html, "f-pixel_id").contains("autofocus"));
     assert!(tag_with_id(&html, "f-baseline_pixel_code").contains("value=\"CBASE1\""));
+    assert!(tag_with_id(&html, "f-offline_event_set_id").contains("value=\"7301234567890123456\""));
     assert!(tag_with_id(&html, "f-rate_limit_per_minute").contains("value=\"600\""));
     assert!(tag_with_id(&html, "f-cookie_domain").contains("value=\"shop.com\""));
     assert!(!tag_with_id(&html, "f-custom_events").contains("checked"));
@@ -787,6 +790,7 @@ fn each_field_has_its_error_slot_right_after_it() {
         "access_token",
         "test_event_code",
         "baseline_pixel_code",
+        "offline_event_set_id",
         "site_origins",
         "cookie_domain",
         "event_overrides",

@@ -81,6 +81,10 @@ pub struct IntakeEvent {
     pub pixel_status: Option<PixelStatus>,
     /// Whether the destination counts this event as a conversion.
     pub conversion: bool,
+    /// The offline event set it goes to instead of the pixel (core's
+    /// [`offline_event_set`](ttedge_core::tiktok::offline_event_set)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_event_set_id: Option<String>,
     /// The `data[]` element.
     pub element: Box<RawValue>,
 }

@@ -56,16 +56,17 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
             answers.push(answer);
             continue;
         }
-        let lane = LaneKey {
-            pixel_code: intake.pixel_code.clone(),
-            test_event_code: intake.test_event_code.clone(),
-        };
         let mut pixel_missing = 0;
         for event in &intake.events {
             if first.next() != Some(true) {
                 answer.duplicates.push(event.event_id.clone());
                 continue;
             }
+            let lane = LaneKey {
+                pixel_code: intake.pixel_code.clone(),
+                test_event_code: intake.test_event_code.clone(),
+                offline_event_set_id: event.offline_event_set_id.clone(),
+            };
             let row = row_for(&mut rows, &lane);
             if !row.data.is_empty() {
                 row.data.push(',');

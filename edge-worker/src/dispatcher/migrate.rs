@@ -166,6 +166,7 @@ fn lane_of(row: &OldRow) -> LaneKey {
     LaneKey {
         pixel_code: row.pixel_code.clone(),
         test_event_code: row.test_event_code.clone(),
+        offline_event_set_id: None,
     }
 }
 

@@ -133,12 +133,10 @@ async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
     let now = now_ms();
     let mut state = storage.state()?;
     let intake = pending_intake(storage, &state)?;
-    let lanes_before = state.lanes.len();
-    let counted = count_intake(&mut state, &intake);
-    let lanes = lanes_of(&mut state, &intake);
     // With nothing to send, the state is written only when it changed: an idle wake-up
     // writes no row.
-    let changed = counted || state.lanes.len() != lanes_before;
+    let changed = count_intake(&mut state, &intake);
+    let lanes = lanes_of(&state);
     let queued: Vec<Queued> = lanes
         .iter()
         .map(|(key, lane)| Queued {
@@ -274,8 +272,12 @@ fn earliest(state: &State) -> u64 {
         .unwrap_or(0)
 }
 
-/// Adds the counts and match quality of intake rows not yet counted to their hours;
-/// answers whether there were any.
+/// Adds the counts and match quality of intake rows not yet counted to their hours, and
+/// gives each new lane its state; answers whether there were any.
+///
+/// A lane is known from the moment its first row is counted: reading the intake starts at
+/// the earliest of `counted` and the lanes' cursors, so a lane first seen in a row that is
+/// counted but not yet known would never be read again, nor kept by the clean-up.
 pub fn count_intake(state: &mut State, intake: &[IntakeSummary]) -> bool {
     let counted = state.counted;
     let mut any = false;
@@ -283,6 +285,9 @@ pub fn count_intake(state: &mut State, intake: &[IntakeSummary]) -> bool {
         let bucket = state.hour(row.received_ms);
         bucket.counts.merge(&row.counts);
         bucket.quality.merge(&row.quality);
+        if let Some(lane) = &row.lane {
+            state.lanes.entry(lane.clone()).or_default();
+        }
         any = true;
     }
     if let Some(last) = intake.last() {
@@ -291,11 +296,8 @@ pub fn count_intake(state: &mut State, intake: &[IntakeSummary]) -> bool {
     any
 }
 
-/// Every lane with its state, a new lane for a key seen for the first time.
-fn lanes_of(state: &mut State, intake: &[IntakeSummary]) -> Vec<(String, Lane)> {
-    for key in intake.iter().filter_map(|row| row.lane.as_ref()) {
-        state.lanes.entry(key.clone()).or_default();
-    }
+/// Every lane with its state.
+fn lanes_of(state: &State) -> Vec<(String, Lane)> {
     state
         .lanes
         .iter()

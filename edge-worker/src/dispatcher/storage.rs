@@ -97,6 +97,10 @@ pub struct LaneKey {
     pub pixel_code: String,
     /// Test events go in requests of their own.
     pub test_event_code: Option<String>,
+    /// Offline events of a destination with an offline event set go there, in requests of
+    /// their own. Absent from a web lane's stored key, which stays what it always was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_event_set_id: Option<String>,
 }
 
 impl LaneKey {
@@ -112,10 +116,11 @@ impl LaneKey {
 
     /// TikTok's request key.
     pub fn request_key(&self) -> RequestKey<'_> {
-        RequestKey {
-            pixel_code: &self.pixel_code,
-            test_event_code: self.test_event_code.as_deref(),
-        }
+        RequestKey::new(
+            &self.pixel_code,
+            self.test_event_code.as_deref(),
+            self.offline_event_set_id.as_deref(),
+        )
     }
 }
 

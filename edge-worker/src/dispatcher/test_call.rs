@@ -23,10 +23,8 @@ pub async fn send(storage: &Storage, env: &Env, test: &TestCall) -> Result<Respo
     if let Err(free_at) = window(&state, delivery.rate_limit_per_minute).check(now) {
         return rate_limited(free_at.saturating_sub(now));
     }
-    let key = ttedge_core::tiktok::RequestKey {
-        pixel_code: &test.pixel_code,
-        test_event_code: test.test_event_code.as_deref(),
-    };
+    let key =
+        ttedge_core::tiktok::RequestKey::web(&test.pixel_code, test.test_event_code.as_deref());
     let outcome = post(&delivery, request_body_spliced(key, [test.element.get()])).await;
 
     let now = now_ms();
