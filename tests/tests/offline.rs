@@ -363,10 +363,9 @@ async fn offline_events_go_to_the_offline_event_set() -> anyhow::Result<()> {
     let reason = answer["events"][2]["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("no identifier"), "{reason}");
 
-    if let Err(error) = site.tiktok.wait_for_events(4, Duration::from_secs(30)).await {
-        let bodies: Vec<String> = site.tiktok.requests().iter().map(|r| r.body_text()).collect();
-        bail!("{error}: {bodies:#?}");
-    }
+    site.tiktok
+        .wait_for_events(4, Duration::from_secs(30))
+        .await?;
     let mut routes: Vec<(String, String, Vec<String>)> = site
         .tiktok
         .requests()
