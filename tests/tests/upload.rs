@@ -3,7 +3,9 @@
 //! blank lines, bad rows, repeated orders) is chosen in the file input and uploaded. The page
 //! sends it in chunks (several: 1,000 rows at most each); when it says it is done, its
 //! figures must be what the mock TikTok received, and the rejected lines it lists must be
-//! the file's bad lines.
+//! the file's bad lines. Then the same file again with the network down at first
+//! (DevTools' offline emulation): the page retries with backoff until it is back, every row
+//! is a duplicate, and TikTok receives nothing more.
 //!
 //! `TTEDGE_UPDATE_SCREENSHOT=1` writes the screenshot to `docs/upload.png` (the README's);
 //! otherwise it goes to `target/e2e-logs/`.
@@ -201,24 +203,7 @@ async fn a_messy_csv_is_uploaded_from_the_dashboard_in_chunks() -> anyhow::Resul
         .click(&format!("{form} button[type=submit]"))
         .await?;
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let now_state = data(&browser, &form, "state").await?;
-        if now_state == "done" {
-            break;
-        }
-        ensure!(
-            now_state != "failed",
-            "the page failed: {}",
-            browser.text(&format!("{form} .status")).await?
-        );
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "not done after 180 s: {}",
-            browser.text(&format!("{form} .status")).await?
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_done(&browser, &form).await?;
     let figure = |name: &'static str| {
         let (browser, form) = (&browser, &form);
         async move {
@@ -315,6 +300,74 @@ async fn a_messy_csv_is_uploaded_from_the_dashboard_in_chunks() -> anyhow::Resul
         )
         .await?;
     browser.screenshot(screenshot_path()).await?;
+
+    // The same file again, with the network gone at first: the page retries with backoff
+    // until it is back, every row is now a duplicate, and nothing reaches TikTok twice.
+    let conditions = |offline: bool| {
+        json!({"offline": offline, "latency": 0, "downloadThroughput": -1,
+               "uploadThroughput": -1})
+    };
+    browser.cdp("Network.enable", json!({})).await?;
+    browser
+        .cdp("Network.emulateNetworkConditions", conditions(true))
+        .await?;
+    browser
+        .click(&format!("{form} button[type=submit]"))
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while data(&browser, &form, "retries")
+        .await?
+        .parse::<u32>()
+        .unwrap_or(0)
+        < 2
+    {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no retry while offline"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = browser.text(&format!("{form} .status")).await?;
+    ensure!(status.contains("retrying in"), "{status}");
+    browser
+        .cdp("Network.emulateNetworkConditions", conditions(false))
+        .await?;
+    wait_done(&browser, &form).await?;
+    ensure!(
+        (
+            figure("sent").await?,
+            figure("accepted").await?,
+            figure("duplicates").await?,
+            figure("rejected").await?
+        ) == (ROWS, 0, accepted + duplicates, rejected),
+        "{}",
+        browser.text(&format!("{form} .status")).await?
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        site.tiktok.events().len() == accepted,
+        "{}",
+        site.tiktok.summary()
+    );
     browser.close().await?;
     Ok(())
+}
+
+/// Waits until the page says the upload is done; fails when it says it failed.
+async fn wait_done(browser: &Browser, form: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let state = data(browser, form, "state").await?;
+        if state == "done" {
+            return Ok(());
+        }
+        let status = || async { browser.text(&format!("{form} .status")).await };
+        ensure!(state != "failed", "the page failed: {}", status().await?);
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "not done after 180 s: {}",
+            status().await?
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -218,13 +218,13 @@ function chunks(text) {
 }
 
 // POST with retries: 429, 5xx and network errors wait 0.5, 1, 2 … 16 s (or Retry-After).
-async function postChunk(url, body) {
+async function postChunk(url, body, retrying) {
   for (let wait = 500; ; wait *= 2) {
-    let r = null;
+    let r = null, failure;
     try {
       r = await fetch(url, { method: 'POST', credentials: 'same-origin', body,
         headers: { 'Content-Type': 'text/csv', 'X-Requested-With': 'ttedge' } });
-    } catch (e) { if (wait > 16000) throw e; }
+    } catch (e) { if (wait > 16000) throw e; failure = e.message; }
     if (r && r.status !== 429 && r.status < 500) {
       let j = {};
       try { j = await r.json(); } catch (e) { /* not JSON */ }
@@ -232,8 +232,9 @@ async function postChunk(url, body) {
       return j;
     }
     if (wait > 16000) throw new Error('HTTP ' + r.status + ' after retries');
-    const after = r && +r.headers.get('Retry-After');
-    await new Promise(f => setTimeout(f, after ? after * 1000 : wait));
+    const after = (r && +r.headers.get('Retry-After')) * 1000 || wait;
+    retrying((r ? 'HTTP ' + r.status : failure) + ', retrying in ' + after / 1000 + ' s');
+    await new Promise(f => setTimeout(f, after));
   }
 }
 
@@ -243,13 +244,13 @@ async function upload(f) {
   const button = f.querySelector('[type=submit]');
   if (!file) { status.className = 'status bad'; status.textContent = 'Choose a CSV file first.'; return; }
   const { head, parts, total } = chunks(await file.text());
-  const c = { sent: 0, total, accepted: 0, duplicates: 0, rejected: 0 };
-  const show = (done, error) => {
+  const c = { sent: 0, total, accepted: 0, duplicates: 0, rejected: 0, retries: 0 };
+  const show = (done, error, note) => {
     Object.assign(f.dataset, c, { state: error ? 'failed' : done ? 'done' : 'sending' });
     bar.max = Math.max(total, 1);
     bar.value = c.sent;
     status.className = 'status ' + (error ? 'bad' : '');
-    status.textContent = (error ? error + ' · ' : done ? 'Done · ' : '') + 'Rows sent ' + c.sent + ' of ' + total +
+    status.textContent = (error || note ? (error || note) + ' · ' : done ? 'Done · ' : '') + 'Rows sent ' + c.sent + ' of ' + total +
       ' · accepted ' + c.accepted + ' · duplicates ' + c.duplicates + ' · rejected ' + c.rejected;
   };
   list.replaceChildren();
@@ -259,7 +260,8 @@ async function upload(f) {
   try {
     for (const p of parts) {
       const q = '?first_line=' + p.first + (offset ? '&utc_offset=' + encodeURIComponent(offset) : '');
-      const a = await postChunk(api(f.dataset.host) + '/offline' + q, head + p.body);
+      const a = await postChunk(api(f.dataset.host) + '/offline' + q, head + p.body,
+        note => { c.retries++; show(false, null, note); });
       for (const e of a.events || []) {
         c.sent++;
         if (e.status === 'ready') c.accepted++;
