@@ -166,7 +166,8 @@ impl<'t> Records<'t> {
     }
 }
 
-/// Physical line numbers of byte offsets: lines are counted from the record's starting
+/// Physical line numbers of byte offsets (a line ends with LF, CRLF or a lone CR): lines
+/// are counted from the record's starting
 /// offset, which the parser leaves at the end of the previous record, so the line ends and
 /// blank lines after it are skipped first. Records come in order, so the count goes on from
 /// the previous record's start.
@@ -199,9 +200,14 @@ impl<'t> LineIndex<'t> {
     fn count_to(&mut self, at: usize) -> usize {
         let at = at.min(self.bytes.len());
         if at > self.counted {
-            self.line += self.bytes[self.counted..at]
-                .iter()
-                .filter(|&&b| b == b'\n')
+            let bytes = self.bytes;
+            self.line += (self.counted..at)
+                .filter(|&i| match bytes[i] {
+                    b'\n' => true,
+                    // A lone CR ends a line too (old Mac exports); CRLF counts once.
+                    b'\r' => bytes.get(i + 1) != Some(&b'\n'),
+                    _ => false,
+                })
                 .count();
             self.counted = at;
         }
@@ -307,6 +313,10 @@ mod tests {
             lines(text, Some(101)),
             [(101, true), (104, false), (105, true)]
         );
+        // Lone CRs, as old Mac spreadsheets end lines.
+        let text = b"email;note\ra@x.io;\"one\rtwo\"\r\rb@x.io;x\r";
+        assert_eq!(lines(text, None), [(2, true), (5, true)]);
+        assert_eq!(lines(text, Some(7)), [(7, true), (10, true)]);
         // A header with a quoted newline: the body starts on line 3.
         let text = b"\"e\nmail\",email\n\n  \nx,a@x.io\n";
         assert_eq!(lines(text, None), [(5, true)]);
@@ -395,21 +405,28 @@ mod tests {
             let mut text = String::from(if bom { "\u{FEFF}" } else { "" });
             text += &["email", "note", "total"].join(&sep.to_string());
             text += end;
-            let mut expected = Vec::new();
-            let mut line = 2;
+            let mut starts = Vec::new();
             for (email, notes, blanks) in &records {
                 for _ in 0..*blanks {
                     text += end;
-                    line += 1;
                 }
                 let email = format!("x{email}");
                 let fields = [quote(&email, sep), quote(&notes[0], sep), quote(&notes[1], sep)];
-                let record = fields.join(&sep.to_string());
-                expected.push((line, email, notes[1].clone()));
-                line += record.matches('\n').count() + 1;
-                text += &record;
+                starts.push((text.len(), email, notes[1].clone()));
+                text += &fields.join(&sep.to_string());
                 text += end;
             }
+            // A record's line: 1 + the line ends before it (LF, CRLF or a lone CR).
+            let bytes = text.as_bytes();
+            let line_of = |at: usize| {
+                1 + (0..at)
+                    .filter(|&i| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes[i + 1] != b'\n'))
+                    .count()
+            };
+            let expected: Vec<_> = starts
+                .into_iter()
+                .map(|(at, email, total)| (line_of(at), email, total))
+                .collect();
             let rows = csv_rows(text.as_bytes(), &ColumnMap::default(), None).unwrap();
             prop_assert_eq!(rows.len(), expected.len());
             for (row, (line, email, total)) in rows.iter().zip(&expected) {
@@ -425,14 +442,19 @@ mod tests {
             }
         }
 
-        /// Any bytes at all: no panic, and every row's line lies within the text.
+        /// Any bytes at all: no panic, and the rows' lines rise within the text.
         #[test]
         fn any_bytes_are_read_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut text = b"email,total\n".to_vec();
             text.extend_from_slice(&bytes);
-            let total_lines = text.iter().filter(|&&b| b == b'\n').count() + 1;
+            let ends = (0..text.len())
+                .filter(|&i| text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n')))
+                .count();
+            let mut last = 1;
             for row in csv_rows(&text, &ColumnMap::default(), None).unwrap() {
-                prop_assert!(row.line >= 2 && row.line <= total_lines);
+                // Each row on a later line than the one before, within the text.
+                prop_assert!(row.line > last && row.line <= ends + 1, "{} after {last}", row.line);
+                last = row.line;
             }
         }
     }

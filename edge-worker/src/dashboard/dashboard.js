@@ -188,7 +188,8 @@ document.addEventListener('click', async ev => {
 });
 
 // Offline upload: the CSV goes to …/offline in chunks of whole records, each after the
-// header line. A line end inside quotes is no boundary. A chunk stays under the endpoint's
+// header line. A line ends with LF, CRLF or a lone CR (as the Worker counts file lines); one
+// inside quotes is no boundary. A chunk stays under the endpoint's
 // 1,000 rows and 1 MiB (300,000 UTF-16 units are at most 900 KB of UTF-8).
 const ROWS = 1000, UNITS = 300000;
 function chunks(text) {
@@ -200,7 +201,7 @@ function chunks(text) {
     const c = text.charCodeAt(i);
     if (c === 34) q = !q;
     if (c !== 10 && c !== 13 && c !== 32) blank = false;
-    if (c !== 10) continue;
+    if (c !== 10 && (c !== 13 || text.charCodeAt(i + 1) === 10)) continue;
     line++;
     if (q) continue;
     if (head === null) { head = text.slice(0, i + 1); start = prev = i + 1; first = prevLine = line; blank = true; continue; }
