@@ -189,8 +189,8 @@ document.addEventListener('click', async ev => {
 
 // Offline upload: the CSV goes to …/offline in chunks of whole records, each after the
 // header line. A line ends with LF, CRLF or a lone CR (as the Worker counts file lines); one
-// inside quotes is no boundary. A chunk stays under the endpoint's
-// 1,000 rows and 1 MiB (300,000 UTF-16 units are at most 900 KB of UTF-8).
+// inside quotes is no boundary. A chunk stays under the endpoint's 1,000 rows and 1 MiB
+// (300,000 UTF-16 units are at most 900 KB of UTF-8). Blank lines are no rows.
 const ROWS = 1000, UNITS = 300000;
 function chunks(text) {
   if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
@@ -205,7 +205,7 @@ function chunks(text) {
     line++;
     if (q) continue;
     if (head === null) { head = text.slice(0, i + 1); start = prev = i + 1; first = prevLine = line; blank = true; continue; }
-    if (blank) continue;  // blank lines are no rows
+    if (blank) continue;
     blank = true;
     // This record would make the chunk too big: the chunk ends before it.
     if (n && i + 1 - start + head.length > UNITS) { cut(prev, n); start = prev; first = prevLine; n = 0; }
@@ -246,13 +246,15 @@ async function upload(f) {
   if (!file) { status.className = 'status bad'; status.textContent = 'Choose a CSV file first.'; return; }
   const { head, parts, total } = chunks(await file.text());
   const c = { sent: 0, total, accepted: 0, duplicates: 0, rejected: 0, retries: 0 };
+  let live = true;
   const show = (done, error, note) => {
     Object.assign(f.dataset, c, { state: error ? 'failed' : done ? 'done' : 'sending' });
     bar.max = Math.max(total, 1);
     bar.value = c.sent;
     status.className = 'status ' + (error ? 'bad' : '');
     status.textContent = (error || note ? (error || note) + ' · ' : done ? 'Done · ' : '') + 'Rows sent ' + c.sent + ' of ' + total +
-      ' · accepted ' + c.accepted + ' · duplicates ' + c.duplicates + ' · rejected ' + c.rejected;
+      ' · accepted ' + c.accepted + ' · duplicates ' + c.duplicates + ' · rejected ' + c.rejected +
+      (live ? '' : ' · not live: stored and counted, not sent to TikTok');
   };
   list.replaceChildren();
   bar.hidden = false;
@@ -263,6 +265,7 @@ async function upload(f) {
       const q = '?first_line=' + p.first + (offset ? '&utc_offset=' + encodeURIComponent(offset) : '');
       const a = await postChunk(api(f.dataset.host) + '/offline' + q, head + p.body,
         note => { c.retries++; show(false, null, note); });
+      if (a.live === false) live = false;
       for (const e of a.events || []) {
         c.sent++;
         if (e.status === 'ready') c.accepted++;
