@@ -12,6 +12,7 @@
 //!   `US` being the unit separator 0x1f; an input with fewer than six separators is all body.
 //! - `cookie`: `flags US cookie_header US page_url US host` (missing parts are empty).
 //! - `destination`: `host LF body`; without a line feed, all body for host `t.shop.example`.
+//! - `offline_csv`: the CSV text itself (a shop's export, or a chunk of one).
 //!
 //! `flags` is raw bytes read by [`Flags`]: switches, then `now_ms` and the random arrays
 //! (zeros once the bytes run out).
@@ -31,6 +32,7 @@ use ttedge_core::cookie::{self, PublicSuffixList};
 use ttedge_core::destination::{self, DestinationSettings, SettingsError};
 use ttedge_core::event::{parse_collect, parse_collect_with, Reader, MAX_BATCH_EVENTS};
 use ttedge_core::mapping::NameRules;
+use ttedge_core::offline::{self, ColumnMap, FixedOffset, OfflineRow};
 use ttedge_core::pipeline::{self, Destination, Prepared, RequestContext, Status};
 
 /// A check: panics when `data` breaks a property.
@@ -42,6 +44,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("prepare", prepare_check),
     ("cookie", cookie_check),
     ("destination", destination_check),
+    ("offline_csv", offline_csv_check),
 ];
 
 /// The unit separator between the parts of a `prepare` or `cookie` input.
@@ -859,4 +862,60 @@ pub fn destination_check(data: &[u8]) {
         "an error shows the access token: {shown_errors}\nbody: {}",
         shown(&with_token)
     );
+}
+
+/// The offline CSV reader (`ttedge send` and the upload endpoint) never panics on any bytes;
+/// its rows come on rising lines within the text; read as a chunk (`first_line`) the same rows
+/// come moved by one constant; and every readable row becomes an offline event with an
+/// `<Event>-…` id, or a reason, without panicking.
+pub fn offline_csv_check(data: &[u8]) {
+    let map = ColumnMap::default();
+    let Ok(rows) = offline::csv_rows(data, &map, None) else {
+        return;
+    };
+    let ends = (0..data.len())
+        .filter(|&i| data[i] == b'\n' || (data[i] == b'\r' && data.get(i + 1) != Some(&b'\n')))
+        .count();
+    let mut last = 1;
+    for row in &rows {
+        assert!(
+            row.line > last && row.line <= ends + 1,
+            "line {} after {last} ({ends} line ends) in {}",
+            row.line,
+            shown(data)
+        );
+        last = row.line;
+    }
+    let first_line = 1 + data.len() % 1_000;
+    let moved = offline::csv_rows(data, &map, Some(first_line)).expect("read once already");
+    assert_eq!(moved.len(), rows.len(), "{}", shown(data));
+    if let (Some(a), Some(b)) = (rows.first(), moved.first()) {
+        assert!(
+            b.line >= first_line,
+            "first row on {} < {first_line}",
+            b.line
+        );
+        let shift = b.line as i64 - a.line as i64;
+        for (a, b) in rows.iter().zip(&moved) {
+            assert_eq!(b.line as i64 - a.line as i64, shift, "{}", shown(data));
+            assert_eq!(a.cells, b.cells, "{}", shown(data));
+        }
+    }
+    let now = 1_764_600_000_000;
+    let offset = FixedOffset::parse("+07:00").expect("an offset");
+    for row in &rows {
+        let Ok(cells) = &row.cells else { continue };
+        let event = OfflineRow::from_cells(cells, &offset).and_then(|offline| {
+            offline::to_collect_event(&offline, &NameRules::default(), now, offline::MAX_AGE_MS)
+        });
+        if let Ok(event) = event {
+            let id = event.event_id.as_deref().unwrap_or_default();
+            let name = event.event.as_deref().unwrap_or_default();
+            assert!(
+                id.starts_with(&format!("{name}-")),
+                "{id} of {}",
+                shown(data)
+            );
+        }
+    }
 }

@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${FUZZ_SECONDS:-600}
-TARGETS=${FUZZ_TARGETS:-"parse_collect prepare cookie destination"}
+TARGETS=${FUZZ_TARGETS:-"parse_collect prepare cookie destination offline_csv"}
 FLAGS=(--sanitizer none --debug-assertions)
 LOGS=$ROOT/fuzz/target/logs
 

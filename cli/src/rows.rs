@@ -1,109 +1,20 @@
 //! Reading an offline file for `ttedge send`: CSV or JSON Lines rows, each with the line
 //! it starts on, its cells picked by column into the fields of an offline event.
+//!
+//! The rules themselves (header names, `--map`, the CSV reader, timestamps, values) are
+//! core's (`ttedge_core::offline`), shared with the Worker's upload endpoint; this module
+//! adds the file, JSON Lines and IANA time zones (jiff).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use ttedge_core::offline::csv::strip_bom;
+use ttedge_core::offline::{cells, csv_rows as core_csv_rows, CivilDateTime, LocalTime};
 
-/// The fields a column can feed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Field {
-    Email,
-    Phone,
-    ExternalId,
-    OrderId,
-    Event,
-    Value,
-    Currency,
-    Timestamp,
-    ContentIds,
-}
-
-impl Field {
-    /// Every field with the name `--map` takes.
-    pub const NAMES: [(&'static str, Field); 9] = [
-        ("email", Field::Email),
-        ("phone", Field::Phone),
-        ("external_id", Field::ExternalId),
-        ("order_id", Field::OrderId),
-        ("event", Field::Event),
-        ("value", Field::Value),
-        ("currency", Field::Currency),
-        ("timestamp", Field::Timestamp),
-        ("content_ids", Field::ContentIds),
-    ];
-
-    /// The field a header name stands for, among the names shops export.
-    fn of_header(normalized: &str) -> Option<Field> {
-        Some(match normalized {
-            "email" => Field::Email,
-            "phone" => Field::Phone,
-            "external_id" | "customer_id" => Field::ExternalId,
-            "order_id" | "transaction_id" => Field::OrderId,
-            "event" | "event_type" => Field::Event,
-            "value" | "amount" | "total" => Field::Value,
-            "currency" => Field::Currency,
-            "timestamp" | "event_time" | "created_at" => Field::Timestamp,
-            "content_ids" | "content_id" => Field::ContentIds,
-            _ => return None,
-        })
-    }
-}
-
-/// A header or `--map` name, compared case-insensitively with spaces as underscores.
-fn normalize(name: &str) -> String {
-    name.trim().to_lowercase().replace(' ', "_")
-}
-
-/// Columns named by `--map column=field`, normalised.
-pub struct ColumnMap(HashMap<String, Field>);
-
-impl ColumnMap {
-    /// Reads `--map` values; an unknown field or a value without `=` is a usage error.
-    pub fn parse(maps: &[String]) -> anyhow::Result<Self> {
-        let mut map = HashMap::new();
-        for entry in maps {
-            let Some((column, field)) = entry.split_once('=') else {
-                bail!("--map {entry:?}: expected COLUMN=FIELD");
-            };
-            let field_name = normalize(field);
-            let Some((_, field)) = Field::NAMES.iter().find(|(name, _)| *name == field_name) else {
-                let known: Vec<_> = Field::NAMES.iter().map(|(name, _)| *name).collect();
-                bail!(
-                    "--map {entry:?}: unknown field {:?}; fields are {}",
-                    field.trim(),
-                    known.join(", ")
-                );
-            };
-            map.insert(normalize(column), *field);
-        }
-        Ok(ColumnMap(map))
-    }
-
-    /// For each column, the field it feeds: `--map` first, then the recognised header
-    /// names; when two columns feed one field, the first wins.
-    fn columns(&self, headers: &[String]) -> Vec<Option<Field>> {
-        let mut taken = Vec::new();
-        let mut columns = Vec::new();
-        for header in headers {
-            let name = normalize(header);
-            let field =
-                self.0.get(&name).copied().or_else(|| {
-                    Field::of_header(&name).filter(|f| !self.0.values().any(|m| m == f))
-                });
-            let field = field.filter(|f| !taken.contains(f));
-            if let Some(field) = field {
-                taken.push(field);
-            }
-            columns.push(field);
-        }
-        columns
-    }
-}
+pub use ttedge_core::offline::{ColumnMap, Field};
 
 /// One row's cells by field, or why the row could not be read.
 pub struct Row {
@@ -138,134 +49,25 @@ pub fn format_of(path: &Path, text: &str) -> Format {
 /// Reads the file, without its UTF-8 byte-order mark.
 pub fn read(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bytes = bytes
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .map(<[u8]>::to_vec)
-        .unwrap_or(bytes);
+    let bytes = match strip_bom(&bytes) {
+        text if text.len() < bytes.len() => text.to_vec(),
+        _ => bytes,
+    };
     String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
-/// The separator of a CSV file: whichever of `,`, `;` and tab the header line holds most
-/// often outside quotes (comma on a tie or when none).
-pub fn separator(text: &str) -> u8 {
-    let mut counts = [0usize; 3];
-    let mut quoted = false;
-    for byte in text.bytes() {
-        match byte {
-            b'"' => quoted = !quoted,
-            b'\n' | b'\r' if !quoted => break,
-            b',' if !quoted => counts[0] += 1,
-            b';' if !quoted => counts[1] += 1,
-            b'\t' if !quoted => counts[2] += 1,
-            _ => {}
-        }
-    }
-    let candidates = [b',', b';', b'\t'];
-    let best = (0..3).max_by_key(|&i| (counts[i], 3 - i)).unwrap_or(0);
-    candidates[best]
-}
-
-/// The rows of a CSV file with a header row.
+/// The rows of a CSV file with a header row, read by core's CSV reader.
 pub fn csv_rows(text: &str, map: &ColumnMap) -> anyhow::Result<Vec<Row>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(separator(text))
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = reader
-        .headers()
-        .context("cannot read the CSV header row")?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let columns = map.columns(&headers);
-    if columns.iter().all(Option::is_none) {
-        bail!(
-            "no column of the header row is recognised ({}); name them or use --map COLUMN=FIELD",
-            headers.join(", ")
-        );
-    }
-    let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    let mut lines = LineIndex::new(text);
-    loop {
-        let byte_before = reader.position().byte();
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let line = lines.of(record.position().map_or(byte_before, |p| p.byte()));
-                if record.len() == 1 && record[0].trim().is_empty() {
-                    // A line of spaces only: as blank as an empty one.
-                    continue;
-                }
-                let cells = if record.len() != headers.len() {
-                    Err(format!(
-                        "has {} fields, the header row has {}",
-                        record.len(),
-                        headers.len()
-                    ))
-                } else {
-                    Ok(columns
-                        .iter()
-                        .zip(record.iter())
-                        .filter_map(|(field, cell)| Some((((*field)?), cell.to_string())))
-                        .collect())
-                };
-                rows.push(Row { line, cells });
-            }
-            Err(error) => {
-                let line = lines.of(error.position().map_or(byte_before, |p| p.byte()));
-                let reason = match error.kind() {
-                    csv::ErrorKind::Utf8 { .. } => "is not UTF-8 text".to_string(),
-                    _ => format!("cannot be read: {error}"),
-                };
-                rows.push(Row {
-                    line,
-                    cells: Err(reason),
-                });
-            }
-        }
-    }
-    Ok(rows)
-}
-
-/// Physical line numbers of byte offsets.
-///
-/// The csv crate's own `Position::line()` is off for CRLF files and after blank lines, so
-/// lines are counted here from the record's byte offset, which the crate puts at the end of
-/// the previous record: the line ends and blank lines after it are skipped first.
-/// Records come in order, so the count goes on from the previous record's start.
-struct LineIndex<'t> {
-    bytes: &'t [u8],
-    /// Offset counted up to, and the 1-based line there.
-    counted: usize,
-    line: usize,
-}
-
-impl<'t> LineIndex<'t> {
-    fn new(text: &'t str) -> Self {
-        LineIndex {
-            bytes: text.as_bytes(),
-            counted: 0,
-            line: 1,
-        }
-    }
-
-    /// The 1-based line of the first character of the record found at `byte`.
-    fn of(&mut self, byte: u64) -> usize {
-        let bytes = self.bytes;
-        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(bytes.len());
-        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        if start > self.counted {
-            self.line += bytes[self.counted..start]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            self.counted = start;
-        }
-        self.line
-    }
+    Ok(core_csv_rows(text.as_bytes(), map, None)?
+        .into_iter()
+        .map(|row| Row {
+            line: row.line,
+            cells: row
+                .cells
+                .map(|cells| cells.iter().map(|(f, c)| (f, c.to_string())).collect())
+                .map_err(|error| error.to_string()),
+        })
+        .collect())
 }
 
 /// The rows of a JSON Lines file: one flat object per line, its keys read as header names.
@@ -319,62 +121,39 @@ fn json_cells(
 
 /// Content ids in one cell: separated by `|`, `,` or `;`, each trimmed.
 pub fn content_ids(cell: &str) -> Vec<&str> {
-    cell.split(['|', ',', ';'])
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .collect()
+    cells::content_ids(cell)
 }
 
-/// Epoch numbers below this are seconds, above it milliseconds: 10^11 seconds is the year
-/// 5138, 10^11 milliseconds is March 1973.
-pub const MILLISECONDS_FROM: u64 = 100_000_000_000;
+/// Local times in an IANA zone. A local time that a daylight-saving change skips is moved
+/// forward by the gap; one that it repeats is read as the earlier of the two (jiff's
+/// "compatible" rule, as RFC 5545 and JavaScript do).
+pub struct Zone<'z>(pub &'z TimeZone);
 
-/// A timestamp cell as epoch milliseconds: epoch seconds or milliseconds, RFC 3339, or
-/// `YYYY-MM-DD HH:MM:SS` (or with `T`) as a local time in `zone`. A local time that a
-/// daylight-saving change skips is moved forward by the gap; one that it repeats is read as
-/// the earlier of the two (jiff's "compatible" rule, as RFC 5545 and JavaScript do).
-pub fn timestamp_ms(cell: &str, zone: &TimeZone) -> Result<i64, String> {
-    let text = cell.trim();
-    let bad = || {
-        format!(
-            "bad timestamp {text:?}: expected epoch seconds or milliseconds, RFC 3339, or YYYY-MM-DD HH:MM:SS"
+impl LocalTime for Zone<'_> {
+    fn to_utc_ms(&self, local: CivilDateTime) -> Option<i64> {
+        let civil = DateTime::new(
+            i16::try_from(local.year).ok()?,
+            i8::try_from(local.month).ok()?,
+            i8::try_from(local.day).ok()?,
+            i8::try_from(local.hour).ok()?,
+            i8::try_from(local.minute).ok()?,
+            i8::try_from(local.second).ok()?,
+            0,
         )
-    };
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        let number: u64 = text.parse().map_err(|_| bad())?;
-        let ms = if number < MILLISECONDS_FROM {
-            number * 1_000
-        } else {
-            number
-        };
-        return i64::try_from(ms).map_err(|_| bad());
+        .ok()?;
+        let zoned = civil.to_zoned_datetime(self.0.clone()).ok()?;
+        Some(zoned.timestamp().as_millisecond())
     }
-    if let Ok(instant) = text.parse::<Timestamp>() {
-        return Ok(instant.as_millisecond());
-    }
-    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(local) = DateTime::strptime(format, text) {
-            return local
-                .to_zoned_datetime(zone.clone())
-                .map(|zoned| zoned.timestamp().as_millisecond())
-                .map_err(|_| bad());
-        }
-    }
-    Err(bad())
+}
+
+/// A timestamp cell as epoch milliseconds (core's rules), local times in `zone`.
+pub fn timestamp_ms(cell: &str, zone: &TimeZone) -> Result<i64, String> {
+    cells::timestamp_ms(cell, &Zone(zone)).map_err(|error| error.to_string())
 }
 
 /// A value cell: a non-negative decimal number with `.` as the decimal point.
 pub fn value(cell: &str) -> Result<Option<f64>, String> {
-    let text = cell.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => Ok(Some(value)),
-        _ => Err(format!(
-            "bad value {text:?}: expected a non-negative number such as 12.50"
-        )),
-    }
+    cells::value(cell).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -398,14 +177,6 @@ mod tests {
             Format::JsonLines
         );
         assert_eq!(format_of(Path::new("export"), "email\n"), Format::Csv);
-    }
-
-    #[test]
-    fn separators() {
-        assert_eq!(separator("a,b,c\n1;2;3"), b',');
-        assert_eq!(separator("a;b;\"c,d,e\"\n"), b';');
-        assert_eq!(separator("a\tb\tc"), b'\t');
-        assert_eq!(separator("email"), b',');
     }
 
     #[test]
@@ -441,47 +212,9 @@ mod tests {
     }
 
     #[test]
-    fn values_and_ids() {
-        assert_eq!(value(" 12.50 "), Ok(Some(12.5)));
-        assert_eq!(value(""), Ok(None));
-        assert!(value("12,50").is_err());
-        assert!(value("-1").is_err());
-        assert_eq!(content_ids("a| b ,c;;"), ["a", "b", "c"]);
-    }
-
-    #[test]
-    fn headers_and_map() {
-        let map = ColumnMap::parse(&["Buyer Mail=email".to_string()]).unwrap();
-        let headers: Vec<String> = [
-            "Order ID",
-            "Buyer Mail",
-            "EMAIL",
-            "Created At",
-            "Total",
-            "Amount",
-        ]
-        .map(String::from)
-        .to_vec();
-        assert_eq!(
-            map.columns(&headers),
-            [
-                Some(Field::OrderId),
-                Some(Field::Email),
-                None,
-                Some(Field::Timestamp),
-                Some(Field::Value),
-                None
-            ]
-        );
-        let error = ColumnMap::parse(&["x=colour".to_string()]).err().unwrap();
-        assert!(error.to_string().contains("unknown field \"colour\""));
-        assert!(ColumnMap::parse(&["x".to_string()]).is_err());
-    }
-
-    #[test]
     fn csv_lines_count_quoted_newlines_and_crlf() {
         let text = "email;note\r\na@x.io;\"one;\r\ntwo\"\r\n\r\nb@x.io;x;extra\r\nc@x.io;z\r\n";
-        let rows = csv_rows(text, &ColumnMap::parse(&[]).unwrap()).unwrap();
+        let rows = csv_rows(text, &ColumnMap::default()).unwrap();
         let lines: Vec<_> = rows.iter().map(|r| (r.line, r.cells.is_ok())).collect();
         assert_eq!(lines, [(2, true), (5, false), (6, true)]);
     }

@@ -36,6 +36,9 @@ struct CollectAnswer<'a> {
 #[derive(Serialize)]
 pub(crate) struct EventAnswer<'a> {
     pub index: usize,
+    /// The file line of an offline upload's CSV row; absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// `None` only for an offline upload's line that could not be read.
     pub event_id: Option<&'a str>,
     /// `ready`, `skipped`, `held`, `rejected`, or `duplicate` when already received.
@@ -242,6 +245,7 @@ fn answer_for<'a>(
     };
     EventAnswer {
         index: event.index,
+        line: None,
         event_id: Some(&event.event_id),
         status,
         event: event.event_name.as_deref(),

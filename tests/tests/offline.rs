@@ -27,6 +27,10 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+fn upload_path(host: &str) -> String {
+    format!("/admin/api/destinations/{host}/offline")
+}
+
 /// Uploads `body` to `host`'s endpoint with request headers and cookies that must be ignored.
 async fn upload_to(
     site: &Site,
@@ -34,10 +38,9 @@ async fn upload_to(
     token: &str,
     body: String,
 ) -> anyhow::Result<(u16, Value)> {
-    let path = format!("/admin/api/destinations/{host}/offline");
     let resp = site
         .client
-        .post(format!("{}{path}", site.worker.base_url()))
+        .post(format!("{}{}", site.worker.base_url(), upload_path(host)))
         .bearer_auth(token)
         .header("Content-Type", "application/x-ndjson")
         .header("CF-Connecting-IP", HEADER_IP)
@@ -290,6 +293,266 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
         "buyer@example.com",
         "+49 170",
         "cust-7",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the Worker's log");
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of `ms` at +07:00, as a shop in Bangkok exports it.
+fn bangkok(ms: i64) -> String {
+    let offset = time::UtcOffset::from_hms(7, 0, 0).expect("+07:00");
+    let at = time::OffsetDateTime::from_unix_timestamp(ms / 1_000)
+        .expect("a time")
+        .to_offset(offset);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+async fn upload_csv(site: &Site, query: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
+    let resp = site
+        .client
+        .post(format!(
+            "{}{}?{query}",
+            site.worker.base_url(),
+            upload_path(HOST)
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "text/csv; charset=utf-8")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    match serde_json::from_str(&text) {
+        Ok(json) => Ok((status, json)),
+        Err(_) => bail!("CSV upload answered {status} with non-JSON: {text}"),
+    }
+}
+
+/// `ttedge send FILE --dry-run --timezone Asia/Bangkok`: one JSON line per row.
+fn cli_dry_run(path: &std::path::Path) -> anyhow::Result<Vec<Value>> {
+    let output = std::process::Command::new(env!("CARGO"))
+        .current_dir(ttedge_e2e::worker::repo_root())
+        .args(["run", "-q", "-p", "ttedge-cli", "--", "send"])
+        .arg(path)
+        .args(["--dry-run", "--timezone", "Asia/Bangkok"])
+        .output()?;
+    let stdout = String::from_utf8(output.stdout)?;
+    stdout
+        .lines()
+        .map(|line| Ok(serde_json::from_str(line)?))
+        .collect()
+}
+
+/// A messy shop export (BOM, CRLF, semicolons, quotes, a quoted line end, blank lines, bad
+/// rows) sent as two chunks the way the dashboard sends it, each with the header line and
+/// `first_line`: every answer names its file line, the rows get the event_ids `ttedge send`
+/// gives them, and only the good rows reach TikTok, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_chunks_end_to_end() -> anyhow::Result<()> {
+    let site = Site::start(
+        "e2e-offline-default-token-0002",
+        "C4DEFAULT00000000000",
+        ADMIN_TOKEN,
+        &[("MASTER_KEY", MASTER_KEY)],
+    )
+    .await?;
+    let settings = json!({
+        "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
+        "site_origins": ["https://shop-o.test"],
+    });
+    let path = format!("/admin/api/destinations/{HOST}");
+    let (status, answer) = site
+        .admin(Method::PUT, &path, Some(&settings.to_string()))
+        .await?;
+    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+
+    let now = now_ms();
+    let t1 = bangkok(now - DAY_MS);
+    let t2 = bangkok(now - 2 * DAY_MS);
+    let old = bangkok(now - 40 * DAY_MS);
+    let header = "\u{FEFF}Order ID;Email;Phone;Total;Currency;Created At;Content IDs;Note\r\n";
+    // The file's lines 2 to 7, then 8 to 13.
+    let first = format!(
+        "C-1;Buyer@Example.com;+44 20 7946 0958;120.00;GBP;{t1};\"A1;B2\";plain\r\n\
+         \r\n\
+         C-2;c@x.io;;9.5;gbp;{t1};;\"two\r\nlines; with ; separators\"\r\n\
+         C-3;;;5;GBP;{t1};;no identifier\r\n\
+         C-4;d@x.io;;5;GBP;yesterday;;bad timestamp\r\n"
+    );
+    let second = format!(
+        "C-5;d@x.io;;5;GBP\r\n\
+         C-1;buyer@example.com;;120;GBP;{t1};;again\r\n\
+         C-6;e@x.io;;1,5;GBP;{t1};;\r\n\
+         C-7;e@x.io;;5;GBP;{old};;\r\n\
+         ;\"f@x.io\";;7;EUR;{t2};;\"\"\"quoted\"\"\"\r\n   \r\n"
+    );
+    let chunk = |body: &str| [header.as_bytes(), body.as_bytes()].concat();
+    let (status, a) = upload_csv(&site, "utc_offset=%2B07:00", chunk(&first)).await?;
+    assert_eq!(status, 202, "{a:#}");
+    let (status, b) = upload_csv(&site, "utc_offset=%2B07:00&first_line=8", chunk(&second)).await?;
+    assert_eq!(status, 202, "{b:#}");
+    let answers: Vec<Value> = [&a, &b]
+        .iter()
+        .flat_map(|x| x["events"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let summary: Vec<(u64, &str)> = answers
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap_or(0),
+                e["status"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, "ready"),
+            (4, "ready"),
+            (6, "rejected"),
+            (7, "rejected"),
+            (8, "rejected"),
+            (9, "duplicate"),
+            (10, "rejected"),
+            (11, "rejected"),
+            (12, "ready"),
+        ],
+        "{a:#} {b:#}"
+    );
+    let reason = |i: usize| {
+        answers[i]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(reason(2).starts_with("no identifier"), "{}", reason(2));
+    assert!(
+        reason(3).starts_with("bad timestamp \"yesterday\""),
+        "{}",
+        reason(3)
+    );
+    assert_eq!(reason(4), "has 5 fields, the header row has 8");
+    assert!(reason(6).starts_with("bad value \"1,5\""), "{}", reason(6));
+    assert!(reason(7).starts_with("too old"), "{}", reason(7));
+    assert_eq!(
+        (a["accepted"].as_u64(), b["accepted"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let text = format!("{a} {b}");
+    for secret in [
+        "Buyer@Example.com",
+        "buyer@example.com",
+        "7946",
+        "c@x.io",
+        "f@x.io",
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+
+    // The same file through `ttedge send --dry-run`: the same fate and event_id for every
+    // row, the same reasons with the same line numbers.
+    let file = tempfile::Builder::new().suffix(".csv").tempfile()?;
+    std::fs::write(file.path(), [header, &first, &second].concat())?;
+    let cli = cli_dry_run(file.path())?;
+    assert_eq!(cli.len(), answers.len(), "{cli:#?}");
+    for (cli, worker) in cli.iter().zip(&answers) {
+        let expected = match cli["status"].as_str() {
+            Some("skipped") => "duplicate",
+            other => other.unwrap_or("?"),
+        };
+        assert_eq!(worker["status"], expected, "{cli} / {worker}");
+        assert_eq!(cli["event_id"], worker["event_id"], "{cli} / {worker}");
+        if expected == "rejected" {
+            let line = worker["line"].as_u64().unwrap_or(0);
+            let reason = worker["reason"].as_str().unwrap_or_default();
+            assert_eq!(cli["reason"], format!("line {line}: {reason}"));
+        }
+    }
+    let hashed = answers[8]["event_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(hashed.starts_with("CompletePayment-") && hashed.len() == 16 + 32);
+
+    // TikTok gets the three ready rows, once, at the time read at +07:00.
+    let received = site
+        .tiktok
+        .wait_for_events(3, Duration::from_secs(20))
+        .await?;
+    let mut ids: Vec<String> = received
+        .iter()
+        .filter_map(|e| e.event_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    let mut expected = vec![
+        "CompletePayment-C-1".to_string(),
+        "CompletePayment-C-2".to_string(),
+        hashed,
+    ];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let c1 = received
+        .iter()
+        .find(|e| e.event_id() == Some("CompletePayment-C-1"))
+        .expect("C-1 arrived");
+    assert_eq!(
+        c1.event["event_time"],
+        (now - DAY_MS) / 1_000,
+        "{}",
+        c1.event
+    );
+    assert_eq!(c1.event["user"]["email"], EMAIL_HASH);
+    assert_eq!(c1.event["properties"]["contents"][1]["content_id"], "B2");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(site.tiktok.events().len(), 3, "{}", site.tiktok.summary());
+
+    // Refusals of the whole chunk, each naming what is wrong.
+    let (status, refused) = upload_csv(&site, "utc_offset=Asia/Bangkok", chunk(&first)).await?;
+    assert_eq!(
+        (status, &refused["error"]["path"]),
+        (400, &json!("utc_offset")),
+        "{refused}"
+    );
+    let (status, refused) = upload_csv(&site, "first_line=0", chunk(&first)).await?;
+    assert_eq!(
+        (status, &refused["error"]["path"]),
+        (400, &json!("first_line")),
+        "{refused}"
+    );
+    let (status, refused) = upload_csv(&site, "", b"colour;size\r\nred;9\r\n".to_vec()).await?;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("bad_csv")),
+        "{refused}"
+    );
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("(colour, size)"));
+    let rows = format!("email,timestamp\n{}", "a@x.io,1764064920\n".repeat(1_001));
+    let (status, refused) = upload_csv(&site, "", rows.into_bytes()).await?;
+    assert_eq!(status, 413, "{refused}");
+    assert_eq!(refused["error"]["code"], "too_many_events", "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("1001 rows"));
+
+    let log = site.worker.log_tail(2_000);
+    for secret in [
+        "Buyer@Example.com",
+        "buyer@example.com",
+        "7946 0958",
+        "f@x.io",
     ] {
         assert!(!log.contains(secret), "{secret} in the Worker's log");
     }

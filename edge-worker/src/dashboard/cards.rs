@@ -112,7 +112,36 @@ pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, se
     }
     out.push_str("</div></div>");
     install(out, host);
-    out.push_str("</div></section>");
+    out.push_str("</div>");
+    upload_form(out, host);
+    out.push_str("</section>");
+}
+
+/// "Upload offline conversions": a CSV file, the UTC offset of its local times (the script
+/// fills in the browser's), Upload, then a progress bar, the figures and the rejected rows
+/// by file line. The script sends the file to `…/offline` in chunks of whole records; the
+/// rules (columns, timestamps, event_ids) are the Worker's, as for `ttedge send`.
+fn upload_form(out: &mut String, host: &str) {
+    let h = escape(host);
+    put!(
+        out,
+        "<form class=\"upload\" data-host=\"{h}\" method=\"post\" action=\"/admin\" novalidate>\
+         <p><strong>Upload offline conversions</strong><br><small id=\"uh-{h}\">A CSV export \
+         with a header row (email, phone, external_id, order_id, event, value, currency, \
+         timestamp, content_ids, or the names shops use, as for ttedge send). YYYY-MM-DD \
+         HH:MM:SS times are read at the UTC offset. Clear emails and phones are hashed by \
+         this Worker before they are stored or sent.</small></p><div class=\"cols3\">\
+         <div class=\"field\"><label for=\"uf-{h}\">CSV file</label><input id=\"uf-{h}\" \
+         name=\"file\" type=\"file\" accept=\".csv,.tsv,.txt,text/csv\" \
+         aria-describedby=\"uh-{h}\"></div>\
+         <div class=\"field\"><label for=\"uo-{h}\">UTC offset</label><input id=\"uo-{h}\" \
+         name=\"utc_offset\" type=\"text\" placeholder=\"+07:00\" autocomplete=\"off\" \
+         value=\"+00:00\"></div></div><div class=\"row\"><button type=\"submit\" \
+         class=\"primary\">Upload</button><progress max=\"1\" value=\"0\" hidden></progress>\
+         </div>\
+         <p class=\"status\" role=\"status\" aria-live=\"polite\"></p><ol class=\"rejected\"></ol>\
+         </form>"
+    );
 }
 
 /// The last connection test, as the script shows a new one: "Connection test successful!"

@@ -187,3 +187,110 @@ document.addEventListener('click', async ev => {
     b.disabled = false;
   }
 });
+
+// Offline upload: the CSV goes to …/offline in chunks of whole records, each after the
+// header line. A line ends with LF, CRLF or a lone CR (as the Worker counts file lines); one
+// inside quotes is no boundary. A chunk stays under the endpoint's 1,000 rows and 1 MiB
+// (300,000 UTF-16 units are at most 900 KB of UTF-8). Blank lines are no rows.
+const ROWS = 1000, UNITS = 300000;
+function chunks(text) {
+  if (text.charCodeAt(0) === 0xFEFF) text = text.slice(1);
+  const parts = [];
+  let head = null, start = 0, first = 1, n = 0, prev = 0, prevLine = 1, line = 1, q = false, blank = true, total = 0;
+  const cut = (to, rows) => { parts.push({ body: text.slice(start, to), first, rows }); };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) q = !q;
+    if (c !== 10 && c !== 13 && c !== 32) blank = false;
+    if (c !== 10 && (c !== 13 || text.charCodeAt(i + 1) === 10)) continue;
+    line++;
+    if (q) continue;
+    if (head === null) { head = text.slice(0, i + 1); start = prev = i + 1; first = prevLine = line; blank = true; continue; }
+    if (blank) continue;
+    blank = true;
+    // This record would make the chunk too big: the chunk ends before it.
+    if (n && i + 1 - start + head.length > UNITS) { cut(prev, n); start = prev; first = prevLine; n = 0; }
+    n++; total++; prev = i + 1; prevLine = line;
+    if (n === ROWS) { cut(prev, n); start = prev; first = line; n = 0; }
+  }
+  if (head === null) head = text + '\n';
+  else if (!blank) { n++; total++; }
+  if (n) cut(text.length, n);
+  return { head, parts, total };
+}
+
+// POST with retries: 429, 5xx and network errors wait 0.5, 1, 2 … 16 s (or Retry-After).
+async function postChunk(url, body, retrying) {
+  for (let wait = 500; ; wait *= 2) {
+    let r = null, failure;
+    try {
+      r = await fetch(url, { method: 'POST', credentials: 'same-origin', body,
+        headers: { 'Content-Type': 'text/csv', 'X-Requested-With': 'ttedge' } });
+    } catch (e) { if (wait > 16000) throw e; failure = e.message; }
+    if (r && r.status !== 429 && r.status < 500) {
+      let j = {};
+      try { j = await r.json(); } catch (e) { /* not JSON */ }
+      if (!r.ok) throw new Error(why({ status: r.status, body: j }));
+      return j;
+    }
+    if (wait > 16000) throw new Error('HTTP ' + r.status + ' after retries');
+    const after = (r && +r.headers.get('Retry-After')) * 1000 || wait;
+    retrying((r ? 'HTTP ' + r.status : failure) + ', retrying in ' + after / 1000 + ' s');
+    await new Promise(f => setTimeout(f, after));
+  }
+}
+
+async function upload(f) {
+  const file = f.elements.file.files[0], offset = f.elements.utc_offset.value.trim();
+  const bar = f.querySelector('progress'), status = f.querySelector('.status'), list = f.querySelector('.rejected');
+  const button = f.querySelector('[type=submit]');
+  if (!file) { status.className = 'status bad'; status.textContent = 'Choose a CSV file first.'; return; }
+  const { head, parts, total } = chunks(await file.text());
+  const c = { sent: 0, total, accepted: 0, duplicates: 0, rejected: 0, retries: 0 };
+  let live = true;
+  const show = (done, error, note) => {
+    Object.assign(f.dataset, c, { state: error ? 'failed' : done ? 'done' : 'sending' });
+    bar.max = Math.max(total, 1);
+    bar.value = c.sent;
+    status.className = 'status ' + (error ? 'bad' : '');
+    status.textContent = (error || note ? (error || note) + ' · ' : done ? 'Done · ' : '') + 'Rows sent ' + c.sent + ' of ' + total +
+      ' · accepted ' + c.accepted + ' · duplicates ' + c.duplicates + ' · rejected ' + c.rejected +
+      (live ? '' : ' · not live: stored and counted, not sent to TikTok');
+  };
+  list.replaceChildren();
+  bar.hidden = false;
+  button.disabled = true;
+  show(false);
+  try {
+    for (const p of parts) {
+      const q = '?first_line=' + p.first + (offset ? '&utc_offset=' + encodeURIComponent(offset) : '');
+      const a = await postChunk(api(f.dataset.host) + '/offline' + q, head + p.body,
+        note => { c.retries++; show(false, null, note); });
+      if (a.live === false) live = false;
+      for (const e of a.events || []) {
+        c.sent++;
+        if (e.status === 'ready') c.accepted++;
+        else if (e.status === 'duplicate') c.duplicates++;
+        else if (e.status === 'rejected') {
+          c.rejected++;
+          const li = el('li', null, 'Line ' + e.line + ': ' + e.reason);
+          li.dataset.line = e.line;
+          list.append(li);
+        }
+      }
+      show(false);
+    }
+    show(true);
+  } catch (e) {
+    show(false, e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The browser's UTC offset now, as +HH:MM.
+const tz = -new Date().getTimezoneOffset(), pad = n => String(n).padStart(2, '0');
+for (const f of document.querySelectorAll('form.upload')) {
+  f.elements.utc_offset.value = (tz < 0 ? '-' : '+') + pad(Math.abs(tz) / 60 | 0) + ':' + pad(Math.abs(tz) % 60);
+  f.addEventListener('submit', ev => { ev.preventDefault(); upload(f); });
+}

@@ -1,9 +1,15 @@
-//! Offline conversions read from a file (`ttedge send`): one parsed row becomes one
-//! collect-API event with `source: "offline"`, a deterministic event id, and the checks an
-//! offline event must pass before it goes through [`pipeline`](crate::pipeline).
+//! Offline conversions read from a file (`ttedge send`, the upload endpoint's CSV): one
+//! row becomes one collect-API event with `source: "offline"`, a deterministic event id, and
+//! the checks an offline event must pass before it goes through [`pipeline`](crate::pipeline).
 //!
-//! The row is read by the caller (CSV or JSON Lines); this module only decides. Personal
-//! data stays in clear in the returned event: the pipeline hashes it, as for `/collect`.
+//! - [`columns`]: which column feeds which [`Field`] (header names, `--map`), and a row's
+//!   [`Cells`];
+//! - [`csv`]: the one CSV reader, with line numbers;
+//! - [`cells`]: timestamps, values and content ids read from cells;
+//! - here: a row's cells into an [`OfflineRow`], and that into an event with its id.
+//!
+//! Personal data stays in clear in the returned event: the pipeline hashes it, as for
+//! `/collect`.
 
 use alloc::borrow::Cow;
 use alloc::format;
@@ -14,6 +20,14 @@ use core::fmt;
 use crate::event::{CollectEvent, Item, Properties, Source, Timestamp, UserData};
 use crate::hashing::{self, Sha256Hex};
 use crate::mapping::{NameMapping, NameRules};
+
+pub mod cells;
+pub mod columns;
+pub mod csv;
+
+pub use cells::{CivilDateTime, FixedOffset, LocalTime};
+pub use columns::{Cells, ColumnMap, Field, MapError};
+pub use csv::{csv_rows, CsvError, CsvRow};
 
 /// The event of a row that names none.
 pub const DEFAULT_EVENT: &str = "CompletePayment";
@@ -66,9 +80,52 @@ pub struct OfflineRow<'a> {
     pub content_ids: Vec<&'a str>,
 }
 
+impl<'a> OfflineRow<'a> {
+    /// A row read from its cells: the timestamp through `local` for local times, the value
+    /// and the content ids parsed; a blank timestamp is none.
+    pub fn from_cells(cells: &'a Cells, local: &dyn LocalTime) -> Result<Self, RowError> {
+        let timestamp_ms = cells
+            .get(Field::Timestamp)
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| cells::timestamp_ms(t, local))
+            .transpose()?;
+        let value = match cells.get(Field::Value) {
+            Some(cell) => cells::value(cell)?,
+            None => None,
+        };
+        Ok(OfflineRow {
+            email: cells.get(Field::Email),
+            phone: cells.get(Field::Phone),
+            external_id: cells.get(Field::ExternalId),
+            order_id: cells.get(Field::OrderId),
+            event: cells.get(Field::Event),
+            value,
+            currency: cells.get(Field::Currency),
+            timestamp_ms,
+            content_ids: cells
+                .get(Field::ContentIds)
+                .map(cells::content_ids)
+                .unwrap_or_default(),
+        })
+    }
+}
+
 /// Why a row cannot become an offline event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowError {
+    /// A CSV record with another number of fields than the header row.
+    FieldCount {
+        /// Fields of the record.
+        found: usize,
+        /// Fields of the header row.
+        expected: usize,
+    },
+    /// A CSV record that is not UTF-8 text.
+    NotUtf8,
+    /// A timestamp cell in no known form (the cell, trimmed).
+    BadTimestamp(String),
+    /// A value cell that is not a non-negative number (the cell, trimmed).
+    BadValue(String),
     /// No email, phone or external id.
     NoIdentifier,
     /// No timestamp.
@@ -87,6 +144,19 @@ pub enum RowError {
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            RowError::FieldCount { found, expected } => {
+                write!(f, "has {found} fields, the header row has {expected}")
+            }
+            RowError::NotUtf8 => f.write_str("is not UTF-8 text"),
+            RowError::BadTimestamp(text) => write!(
+                f,
+                "bad timestamp {text:?}: expected epoch seconds or milliseconds, RFC 3339, \
+                 or YYYY-MM-DD HH:MM:SS"
+            ),
+            RowError::BadValue(text) => write!(
+                f,
+                "bad value {text:?}: expected a non-negative number such as 12.50"
+            ),
             RowError::NoIdentifier => f.write_str(
                 "no identifier: an offline event needs an email, a phone or an external_id",
             ),
@@ -188,6 +258,8 @@ pub fn to_collect_event<'a>(
     event.source = Some(Source::Offline);
     Ok(event)
 }
+
+impl core::error::Error for RowError {}
 
 #[cfg(test)]
 mod tests {
