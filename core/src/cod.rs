@@ -61,6 +61,28 @@ pub fn order_id(text: &str) -> Option<&str> {
     (fits && !text.chars().any(char::is_control)).then_some(text)
 }
 
+/// An order id from a URL path segment, percent-decoded (`A%2F7` is `A/7`), then checked
+/// as [`order_id`]. `None` for a bad escape, text that is not UTF-8, or no order id.
+pub fn order_id_from_path(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut decoded = alloc::vec::Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = segment
+                .get(at + 1..at + 3)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            decoded.push(bytes[at]);
+            at += 1;
+        }
+    }
+    let text = String::from_utf8(decoded).ok()?;
+    order_id(&text).map(ToString::to_string)
+}
+
 /// What became of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -579,6 +601,16 @@ mod tests {
             confirmation("{\"event\":", "1001", &update, NOW_MS),
             Err(CodError::UnreadableCheckout)
         );
+    }
+
+    #[test]
+    fn path_order_ids_are_percent_decoded() {
+        assert_eq!(order_id_from_path("1001").as_deref(), Some("1001"));
+        assert_eq!(order_id_from_path("A%2F7%20b").as_deref(), Some("A/7 b"));
+        assert_eq!(order_id_from_path("%C3%A9").as_deref(), Some("é"));
+        for bad in ["", "%", "%2", "%zz", "%+F", "%FF", "%0A", "%20"] {
+            assert_eq!(order_id_from_path(bad), None, "{bad}");
+        }
     }
 
     #[test]
