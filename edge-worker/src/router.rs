@@ -106,3 +106,26 @@ async fn healthz(req: &Request, env: &Env) -> Result<Response> {
     };
     Response::from_json(&body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_paths_name_one_host() {
+        assert_eq!(
+            webhook_host("/webhooks/t.shop.com/orders"),
+            Some("t.shop.com")
+        );
+        for other in [
+            "/webhooks//orders",
+            "/webhooks/a/b/orders",
+            "/webhooks/t.shop.com/orders/1",
+            "/webhooks/t.shop.com",
+            "/admin/webhooks/t.shop.com/orders",
+        ] {
+            assert_eq!(webhook_host(other), None, "{other}");
+        }
+        assert_eq!(allowed_methods("/webhooks/t.shop.com/orders"), Some("POST"));
+    }
+}

@@ -154,7 +154,7 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     .await?;
     let settings = json!({
         "pixel_id": PIXEL, "access_token": TOKEN, "live": true, "site_origins": [ORIGIN],
-        "webhook_secret": WEBHOOK_SECRET,
+        "webhook_secret": WEBHOOK_SECRET, "cod_checkout_events": ["CodOrder"],
     });
     let (status, answer) = site
         .admin(
@@ -168,22 +168,33 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     assert_eq!(answer["cod_days"], 60, "{answer}");
     assert!(!answer.to_string().contains(WEBHOOK_SECRET), "{answer}");
 
-    // Checkout: three orders, from a browser with its `_ttp` cookie.
+    // Checkout: four orders, from a browser with its `_ttp` cookie; the last one under the
+    // destination's own checkout event; and a page view that keeps nothing.
+    let mut own = checkout("A-1005", "buyer5@example.com", 5_000);
+    own["event"] = json!("CodOrder");
     let body = json!({"batch": [
         checkout("A-1001", "buyer@example.com", 150_000),
         checkout("A-1002", "buyer2@example.com", 90_000),
         checkout("A-1003", "buyer3@example.com", 40_000),
+        own,
+        {"event": "view_content", "event_id": "view-A-1006", "properties": {"order_id": "A-1006"}},
     ]});
     let answer = browser_collect(&site, &body).await?;
-    assert_eq!(answer["accepted"], 3, "{answer}");
-    for id in ["checkout-A-1001", "checkout-A-1002", "checkout-A-1003"] {
+    assert_eq!(answer["accepted"], 5, "{answer}");
+    for id in [
+        "checkout-A-1001",
+        "checkout-A-1002",
+        "checkout-A-1003",
+        "checkout-A-1005",
+        "view-A-1006",
+    ] {
         wait_sent(&site, id).await?;
     }
     assert!(
         site.tiktok
             .events()
             .iter()
-            .all(|e| e.event_name() == Some("PlaceAnOrder")),
+            .all(|e| e.event_name() != Some("CompletePayment")),
         "no purchase at checkout: {}",
         site.tiktok.summary()
     );
@@ -231,6 +242,20 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     let (status, answer) = update(&site, "A-1001", &json!({"status": "delivered"})).await?;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["outcome"], "duplicate", "{answer}");
+
+    // The destination's own checkout event kept its order; a page view kept none.
+    let (status, answer) = update(&site, "A-1005", &json!({"status": "paid"})).await?;
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (202, &json!("queued")),
+        "{answer}"
+    );
+    let (status, answer) = update(&site, "A-1006", &json!({"status": "paid"})).await?;
+    assert_eq!(
+        (status, error_of(&answer).0),
+        (404, "unknown_order"),
+        "{answer}"
+    );
 
     // Cancelled: nothing sent, and the order is forgotten.
     let (status, answer) = update(&site, "A-1002", &json!({"status": "cancelled"})).await?;
@@ -335,19 +360,29 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     assert!(sent(&site, "CompletePayment-A-1002").is_empty());
     assert!(sent(&site, "CompletePayment-A-1004").is_empty());
 
-    // Health: 2 confirmed (A-1001, A-1003), 1 cancelled; the offline one had no order.
+    let own = wait_sent(&site, "CompletePayment-A-1005").await?;
+    assert_eq!(own["properties"]["order_id"], "A-1005", "{own}");
+
+    // Health: 3 confirmed (A-1001, A-1003, A-1005), 1 cancelled; the offline one had no
+    // order.
     let health = site
         .wait_admin(
             &format!("/admin/api/destinations/{HOST}/health"),
-            "2 COD confirmations and 1 cancellation",
+            "3 COD confirmations and 1 cancellation",
             Duration::from_secs(30),
-            |h| h["windows"]["last_hour"]["cod_confirmed"] == 2,
+            |h| h["windows"]["last_hour"]["cod_confirmed"] == 3,
         )
         .await?;
     let hour = &health["windows"]["last_hour"];
     assert_eq!(hour["cod_cancelled"], 1, "{hour}");
     let rate = hour["cod_confirmation_rate"].as_f64().context("no rate")?;
-    assert!((rate - 2.0 / 3.0).abs() < 1e-9, "{hour}");
+    assert_eq!(rate, 0.75, "{hour}");
+
+    // The secret and the buyers' emails never reach the log.
+    let log = site.worker.log();
+    for secret in [WEBHOOK_SECRET, "buyer@example.com", "Offline@Example.com"] {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
     Ok(())
 }
 

@@ -157,7 +157,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
         }
         ("offline", _) => crate::offline::upload(req, env, &host).await,
         (action, _) if action.starts_with("orders/") => {
-            let segment = action.trim_start_matches("orders/").to_string();
+            let segment = action["orders/".len()..].to_string();
             crate::orders::admin_update(req, env, &host, &segment).await
         }
         ("test", _) => connection_test(env, &*config::for_host(env, &host).await?, &host).await,
