@@ -20,12 +20,12 @@ use core::fmt;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::destination::{read_json, SettingsError};
-use crate::event::Timestamp;
+use crate::event::{opt_string_or_number, Timestamp};
 use crate::offline::{DAY_MS, MAX_AGE_MS};
-use crate::tiktok::TrackEvent;
 
 /// The TikTok event that stores an order, besides the destination's `cod_checkout_events`.
 pub const CHECKOUT_EVENT: &str = "PlaceAnOrder";
@@ -153,20 +153,13 @@ impl OrderUpdate {
     }
 }
 
-/// An order id in a webhook body: shop platforms send numbers as often as strings.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Id {
-    Text(String),
-    Number(u64),
-}
-
 /// The body as read, before checks.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Body {
-    #[serde(default)]
-    order_id: Option<Id>,
+struct Body<'a> {
+    /// Shop platforms send numbers as often as strings.
+    #[serde(borrow, default, deserialize_with = "opt_string_or_number")]
+    order_id: Option<Cow<'a, str>>,
     status: OrderStatus,
     #[serde(default)]
     value: Option<f64>,
@@ -211,9 +204,8 @@ pub fn parse_update(
                 "is given in the path (.../orders/{order_id}), not in the body",
             ))
         }
-        (OrderIdFrom::Path(path), None) => path.to_string(),
-        (OrderIdFrom::Body, Some(Id::Text(text))) => text,
-        (OrderIdFrom::Body, Some(Id::Number(n))) => n.to_string(),
+        (OrderIdFrom::Path(path), None) => Cow::Borrowed(path),
+        (OrderIdFrom::Body, Some(id)) => id,
         (OrderIdFrom::Body, None) => return Err(SettingsError::invalid("order_id", "is required")),
     };
     let id = order_id(&id).ok_or_else(|| {
@@ -311,20 +303,28 @@ pub fn confirmation(
     update: &OrderUpdate,
     now_ms: i64,
 ) -> Result<String, CodError> {
-    let mut event: TrackEvent<'_> =
+    // Edited as JSON rather than read back into a `TrackEvent`: the Worker already holds
+    // serde_json's `Value`, and a second reader of the element would only add code.
+    let mut event: Value =
         serde_json::from_str(checkout).map_err(|_| CodError::UnreadableCheckout)?;
-    let id = confirmation_id(order_id);
-    event.event = Cow::Borrowed(CONFIRMATION_EVENT);
-    event.event_id = Cow::Borrowed(&id);
-    event.event_time = update.at_ms.unwrap_or(now_ms).div_euclid(1_000);
+    let element = event.as_object_mut().ok_or(CodError::UnreadableCheckout)?;
+    element.insert("event".into(), CONFIRMATION_EVENT.into());
+    element.insert("event_id".into(), confirmation_id(order_id).into());
+    let at_s = update.at_ms.unwrap_or(now_ms).div_euclid(1_000);
+    element.insert("event_time".into(), at_s.into());
+    let properties = element
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or(CodError::UnreadableCheckout)?;
     if let Some(value) = update.value {
-        event.properties.value = Some(value);
+        properties.insert("value".into(), value.into());
     }
     if let Some(currency) = &update.currency {
-        event.properties.currency = Some(Cow::Borrowed(currency));
+        properties.insert("currency".into(), currency.as_str().into());
     }
-    event.properties.order_id = Some(Cow::Borrowed(order_id));
-    Ok(event.to_json())
+    properties.insert("order_id".into(), order_id.into());
+    serde_json::to_string(&event).map_err(|_| CodError::UnreadableCheckout)
 }
 
 /// Why a webhook's signature is refused.

@@ -663,7 +663,7 @@ pub fn recovery(baseline: &Baseline, server_conversions: u64) -> BaselineRecover
 // ---- JSON ------------------------------------------------------------------------------
 
 /// Deserialises a whole JSON body; errors name the field and never quote a value.
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SettingsError> {
+pub(crate) fn read_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, SettingsError> {
     // serde reads a struct from an array too (`["C4..."]` as the pixel id): refuse that.
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(SettingsError::invalid(BODY, "must be a JSON object"));
