@@ -771,6 +771,20 @@ fn check_accepted(host: &str, body: &[u8], settings: &DestinationSettings) {
         );
         object.insert("access_token".into(), Value::String(token.clone()));
     }
+    // The webhook secret is write-only too: never serialised, given again as the token is.
+    assert!(!object.contains_key("webhook_secret"), "{}", context());
+    if let Some(secret) = &settings.webhook_secret {
+        let other = DestinationSettings {
+            webhook_secret: Some(format!("{secret}x")),
+            ..settings.clone()
+        };
+        assert!(
+            format!("{settings:?}") == format!("{other:?}"),
+            "Debug shows the webhook secret: {}",
+            context()
+        );
+        object.insert("webhook_secret".into(), Value::String(secret.clone()));
+    }
     let again = serde_json::to_vec(&Value::Object(object)).expect("JSON serialises");
     match destination::parse_settings(host, &again, suffixes()) {
         Ok(back) => assert!(

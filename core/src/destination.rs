@@ -45,6 +45,12 @@ pub const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
 pub const MAX_BASELINE_DAYS: u32 = 400;
 /// Highest pixel conversion count a baseline may hold.
 pub const MAX_BASELINE_CONVERSIONS: u64 = 1_000_000_000_000;
+/// Days a cash-on-delivery order is kept after checkout unless `cod_days` says otherwise.
+pub const DEFAULT_COD_DAYS: u32 = 60;
+/// The longest a cash-on-delivery order may be kept, in days.
+pub const MAX_COD_DAYS: u32 = 365;
+/// Shortest webhook secret accepted: 16 characters, such as `openssl rand -hex 16`.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
 /// One day in milliseconds.
 pub const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 
@@ -93,6 +99,21 @@ pub struct DestinationSettings {
     /// TikTok names counted as conversions besides [`crate::health::CONVERSIONS`].
     #[serde(default)]
     pub conversion_events: Vec<String>,
+    /// TikTok names that store a cash-on-delivery order besides `PlaceAnOrder` (see
+    /// [`crate::cod`]).
+    #[serde(default)]
+    pub cod_checkout_events: Vec<String>,
+    /// Days a cash-on-delivery order is kept after checkout, waiting for its confirmation.
+    #[serde(default = "default_cod_days")]
+    pub cod_days: u32,
+    /// The secret that signs the order webhook. Write-only like the access token: `None`
+    /// on a PUT keeps the stored one; never serialised (it is sealed separately).
+    #[serde(default, skip_serializing)]
+    pub webhook_secret: Option<String>,
+}
+
+fn default_cod_days() -> u32 {
+    DEFAULT_COD_DAYS
 }
 
 fn default_custom_events() -> bool {
@@ -118,6 +139,12 @@ impl fmt::Debug for DestinationSettings {
             .field("custom_events", &self.custom_events)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("conversion_events", &self.conversion_events)
+            .field("cod_checkout_events", &self.cod_checkout_events)
+            .field("cod_days", &self.cod_days)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| ".."),
+            )
             .finish()
     }
 }
@@ -166,7 +193,7 @@ enum ErrorKind {
 }
 
 impl SettingsError {
-    fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         SettingsError {
             path: path.into(),
             message: message.into(),
@@ -262,7 +289,29 @@ pub fn parse_settings(
         ));
     }
 
-    settings.conversion_events = check_conversions(&settings.conversion_events)?;
+    settings.conversion_events = check_names("conversion_events", &settings.conversion_events)?;
+    settings.cod_checkout_events =
+        check_names("cod_checkout_events", &settings.cod_checkout_events)?;
+    if !(1..=MAX_COD_DAYS).contains(&settings.cod_days) {
+        return Err(SettingsError::invalid(
+            "cod_days",
+            format!("must be a whole number of days from 1 to {MAX_COD_DAYS}"),
+        ));
+    }
+    settings.webhook_secret = blank_to_none(settings.webhook_secret.take());
+    if let Some(secret) = &settings.webhook_secret {
+        let visible = secret.bytes().all(|b| b.is_ascii_graphic());
+        if !(MIN_WEBHOOK_SECRET_LEN..=MAX_TOKEN_LEN).contains(&secret.len()) || !visible {
+            // Never the value: this message is answered and may be logged.
+            return Err(SettingsError::invalid(
+                "webhook_secret",
+                format!(
+                    "must be {MIN_WEBHOOK_SECRET_LEN} to {MAX_TOKEN_LEN} visible ASCII \
+                     characters without spaces, such as the output of `openssl rand -hex 32`"
+                ),
+            ));
+        }
+    }
     Ok(settings)
 }
 
@@ -466,10 +515,12 @@ fn check_overrides(
     Ok(checked)
 }
 
-fn check_conversions(names: &[String]) -> Result<Vec<String>, SettingsError> {
+/// A list of TikTok event names at `field` (`conversion_events`, `cod_checkout_events`):
+/// at most [`MAX_CONVERSION_EVENTS`], each in TikTok's spelling, duplicates dropped.
+fn check_names(field: &str, names: &[String]) -> Result<Vec<String>, SettingsError> {
     if names.len() > MAX_CONVERSION_EVENTS {
         return Err(SettingsError::invalid(
-            "conversion_events",
+            field,
             format!(
                 "holds {} names; at most {MAX_CONVERSION_EVENTS}",
                 names.len()
@@ -478,7 +529,7 @@ fn check_conversions(names: &[String]) -> Result<Vec<String>, SettingsError> {
     }
     let mut checked: Vec<String> = Vec::with_capacity(names.len());
     for (index, name) in names.iter().enumerate() {
-        let name = check_tiktok_name(&format!("conversion_events[{index}]"), name)?;
+        let name = check_tiktok_name(&format!("{field}[{index}]"), name)?;
         if !checked.contains(&name) {
             checked.push(name);
         }
@@ -621,7 +672,7 @@ pub fn recovery(baseline: &Baseline, server_conversions: u64) -> BaselineRecover
 // ---- JSON ------------------------------------------------------------------------------
 
 /// Deserialises a whole JSON body; errors name the field and never quote a value.
-fn read_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SettingsError> {
+pub(crate) fn read_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, SettingsError> {
     // serde reads a struct from an array too (`["C4..."]` as the pixel id): refuse that.
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(SettingsError::invalid(BODY, "must be a JSON object"));
@@ -699,6 +750,9 @@ mod tests {
                 custom_events: true,
                 rate_limit_per_minute: DEFAULT_LIMIT_PER_MINUTE,
                 conversion_events: Vec::new(),
+                cod_checkout_events: Vec::new(),
+                cod_days: DEFAULT_COD_DAYS,
+                webhook_secret: None,
             }
         );
     }
@@ -1152,6 +1206,56 @@ mod tests {
             json!(many[..MAX_CONVERSION_EVENTS])
         ))
         .is_ok());
+    }
+
+    #[test]
+    fn cod_settings() {
+        let settings = parse(json!({
+            "pixel_id": "C4ABC123",
+            "cod_checkout_events": ["Checkout", "Checkout", "placeanorder"],
+            "cod_days": 90,
+            "webhook_secret": " whsec_0123456789abcdef ",
+        }))
+        .unwrap();
+        assert_eq!(settings.cod_checkout_events, ["Checkout", "PlaceAnOrder"]);
+        assert_eq!(settings.cod_days, 90);
+        assert_eq!(
+            settings.webhook_secret.as_deref(),
+            Some("whsec_0123456789abcdef")
+        );
+        for days in [0, MAX_COD_DAYS + 1] {
+            refused(with("cod_days", json!(days)), "cod_days");
+        }
+        refused(with("cod_days", json!("60")), "cod_days");
+        assert!(parse(with("cod_days", json!(MAX_COD_DAYS))).is_ok());
+        refused(
+            with("cod_checkout_events", json!(["Checkout", "not valid"])),
+            "cod_checkout_events[1]",
+        );
+        let many: Vec<String> = (0..=MAX_CONVERSION_EVENTS)
+            .map(|i| format!("E{i}"))
+            .collect();
+        refused(
+            with("cod_checkout_events", json!(many)),
+            "cod_checkout_events",
+        );
+        // The secret: too short, or with a space; never repeated, never serialised.
+        for bad in ["SECRETSHORT", "SECRET 0123456789abcdef"] {
+            let message = refused(with("webhook_secret", json!(bad)), "webhook_secret");
+            assert!(!message.contains("SECRET"), "{message}");
+        }
+        let json = serde_json::to_string(&settings).unwrap();
+        assert!(
+            !json.contains("whsec") && !json.contains("webhook_secret"),
+            "{json}"
+        );
+        assert!(!format!("{settings:?}").contains("whsec"));
+        assert_eq!(
+            parse(with("webhook_secret", json!(" ")))
+                .unwrap()
+                .webhook_secret,
+            None
+        );
     }
 
     #[test]

@@ -640,7 +640,7 @@ fn opt_string<'de: 'a, 'a, D: Deserializer<'de>>(
 }
 
 /// Ids are often numbers in shop platforms (`"order_id": 1001`); TikTok wants strings.
-fn opt_string_or_number<'de: 'a, 'a, D: Deserializer<'de>>(
+pub(crate) fn opt_string_or_number<'de: 'a, 'a, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Cow<'a, str>>, D::Error> {
     deserializer.deserialize_option(TextVisitor { numbers: true })

@@ -95,6 +95,10 @@ pub struct Counts {
     pub conversions_unseen: u64,
     /// Events stored whose page reported the pixel blocked or absent.
     pub pixel_missing: u64,
+    /// Cash-on-delivery orders confirmed (paid or delivered).
+    pub cod_confirmed: u64,
+    /// Cash-on-delivery orders cancelled.
+    pub cod_cancelled: u64,
 }
 
 impl Counts {
@@ -117,6 +121,8 @@ impl Counts {
             Metric::Conversions => &mut self.conversions,
             Metric::ConversionsUnseen => &mut self.conversions_unseen,
             Metric::PixelMissing => &mut self.pixel_missing,
+            Metric::CodConfirmed => &mut self.cod_confirmed,
+            Metric::CodCancelled => &mut self.cod_cancelled,
         }
     }
 
@@ -176,6 +182,8 @@ pub struct WindowTotals {
     pub success_rate: Option<f64>,
     /// failed calls / calls; `None` without calls.
     pub error_rate: Option<f64>,
+    /// Cash on delivery: confirmed / (confirmed + cancelled); `None` when both are 0.
+    pub cod_confirmation_rate: Option<f64>,
     /// Median call latency, ms; `None` without calls.
     pub p50: Option<u64>,
     /// 95th percentile call latency, ms.
@@ -193,6 +201,10 @@ impl WindowTotals {
             counts: *counts,
             success_rate: ratio(counts.delivered, counts.delivered + counts.parked),
             error_rate: ratio(counts.failed_calls, counts.calls),
+            cod_confirmation_rate: ratio(
+                counts.cod_confirmed,
+                counts.cod_confirmed + counts.cod_cancelled,
+            ),
             p50: latency.percentile(50.0),
             p95: latency.percentile(95.0),
             p99: latency.percentile(99.0),
@@ -576,6 +588,39 @@ mod tests {
     }
 
     #[test]
+    fn cod_confirmation_rate_is_confirmed_over_confirmed_and_cancelled() {
+        let buckets = [
+            bucket(
+                H,
+                &[(Metric::CodConfirmed, 3), (Metric::CodCancelled, 1)],
+                &[],
+            ),
+            bucket(H - 30 * HOUR_MS, &[(Metric::CodCancelled, 4)], &[]),
+        ];
+        let report = report(&buckets, NOW);
+        let (hour, week) = (&report.windows.last_hour, &report.windows.last_7d);
+        assert_eq!(
+            (hour.counts.cod_confirmed, hour.counts.cod_cancelled),
+            (3, 1)
+        );
+        assert_eq!(hour.cod_confirmation_rate, Some(0.75));
+        assert_eq!(
+            (week.counts.cod_confirmed, week.counts.cod_cancelled),
+            (3, 5)
+        );
+        assert_eq!(week.cod_confirmation_rate, Some(0.375));
+        let only_cancelled = report_of_one(Metric::CodCancelled);
+        assert_eq!(only_cancelled, Some(0.0));
+    }
+
+    fn report_of_one(metric: Metric) -> Option<f64> {
+        report(&[bucket(H, &[(metric, 2)], &[])], NOW)
+            .windows
+            .last_hour
+            .cod_confirmation_rate
+    }
+
+    #[test]
     fn empty_report_has_nulls_not_zeros() {
         let report = report(&[], NOW);
         let w = &report.windows.last_7d;
@@ -584,6 +629,7 @@ mod tests {
             (0, 0, 0)
         );
         assert_eq!((w.success_rate, w.error_rate), (None, None));
+        assert_eq!(w.cod_confirmation_rate, None);
         assert_eq!((w.p50, w.p95, w.p99, w.max), (None, None, None, None));
         assert_eq!(report.emq.mean, None);
         assert_eq!(report.emq.below_threshold_share, None);

@@ -17,6 +17,8 @@
 //!
 //! [`pipeline`] strings steps 1–6 together for one collect request; [`offline`] turns a row
 //! of an offline file (`ttedge send`) into a collect event for it.
+//! [`cod`] keeps cash-on-delivery checkouts for their confirmation, and checks the order
+//! webhook's signature.
 //! [`connection`] builds the admin API's connection-test event and reads its answer.
 //! [`seal`] keeps access tokens encrypted at rest (AES-256-GCM under `MASTER_KEY`, per host).
 //! [`latency`] keeps TikTok call times as mergeable histograms for delivery health;
@@ -31,6 +33,7 @@
 
 extern crate alloc;
 
+pub mod cod;
 pub mod connection;
 pub mod consent;
 pub mod cookie;

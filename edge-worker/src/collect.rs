@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use ttedge_core::cod;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::health::is_conversion;
 use ttedge_core::pipeline::{prepare, PreparedEvent, RequestContext, Status};
@@ -176,6 +177,7 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> 
         live: site.live,
         pixel_code: site.destination.pixel_id.clone(),
         test_event_code: site.destination.test_event_code.clone(),
+        cod_days: site.cod_days,
         ..Intake::default()
     };
     for (event, _) in events.iter().zip(repeats).filter(|(_, repeat)| !**repeat) {
@@ -191,6 +193,14 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> 
         let (Some(element), Some(name)) = (&event.tiktok, &event.event_name) else {
             continue;
         };
+        // A cash-on-delivery checkout with an order id: the Dispatcher keeps its order.
+        let order_id = element
+            .properties
+            .order_id
+            .as_deref()
+            .filter(|_| cod::is_checkout(name, &site.cod_checkout_events))
+            .and_then(cod::order_id)
+            .map(str::to_string);
         intake.events.push(IntakeEvent {
             event_id: event.event_id.to_string(),
             event_name: name.to_string(),
@@ -202,6 +212,7 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> 
             )
             .map(str::to_string),
             element: RawValue::from_string(element.to_json())?,
+            order_id,
         });
     }
     Ok(intake)

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ttedge_core::cookie::PublicSuffixList;
-use ttedge_core::destination::origin_problem;
+use ttedge_core::destination::{origin_problem, DEFAULT_COD_DAYS};
 use ttedge_core::pipeline::Destination;
 use ttedge_core::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
 use ttedge_core::seal::{self, MasterKey};
@@ -113,6 +113,12 @@ pub struct SiteConfig {
     /// TikTok names counted as conversions besides `CompletePayment`, `PlaceAnOrder` and
     /// `Purchase`.
     pub conversion_events: Vec<String>,
+    /// TikTok names that keep a cash-on-delivery order besides `PlaceAnOrder`.
+    pub cod_checkout_events: Vec<String>,
+    /// Days a cash-on-delivery order is kept for its confirmation.
+    pub cod_days: u32,
+    /// The order webhook's secret, opened; `None`: the webhook is off. Never logged.
+    pub webhook_secret: Option<String>,
 }
 
 impl SiteConfig {
@@ -187,6 +193,9 @@ impl SiteConfig {
             timeout_ms,
             live: true,
             conversion_events: Vec::new(),
+            cod_checkout_events: Vec::new(),
+            cod_days: DEFAULT_COD_DAYS,
+            webhook_secret: secret(env, WEBHOOK_SECRET),
         })
     }
 
@@ -210,6 +219,12 @@ impl SiteConfig {
             timeout_ms,
             live: settings.live,
             conversion_events: settings.conversion_events.clone(),
+            cod_checkout_events: settings.cod_checkout_events.clone(),
+            cod_days: settings.cod_days,
+            webhook_secret: match &stored.sealed_webhook_secret {
+                Some(sealed) => Some(open_webhook_secret(env, &stored.host, sealed)?),
+                None => None,
+            },
         })
     }
 
@@ -318,6 +333,33 @@ pub fn master_key(env: &Env) -> Result<MasterKey, ApiError> {
         )
     })?;
     MasterKey::parse(&text).map_err(|error| ApiError::new(503, error.code(), error.to_string()))
+}
+
+/// The secret that signs the default destination's order webhook.
+pub const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
+
+/// What a webhook secret is sealed with besides `MASTER_KEY`: its host, marked apart from
+/// the token's, so that neither sealed value opens in the other's place.
+pub fn webhook_seal_data(host: &str) -> String {
+    format!("{host}#webhook")
+}
+
+/// Opens a sealed webhook secret; as [`open_token`], a changed `MASTER_KEY` is a clear 503.
+fn open_webhook_secret(env: &Env, host: &str, sealed: &str) -> Result<String, ApiError> {
+    seal::open(&master_key(env)?, sealed, &webhook_seal_data(host)).map_err(|error| {
+        worker::console_error!(
+            "the webhook secret of {host} does not open: {}",
+            error.code()
+        );
+        ApiError::new(
+            503,
+            "webhook_secret_unreadable",
+            format!(
+                "the stored webhook secret of {host} cannot be opened; if MASTER_KEY changed, \
+                 enter it again with PUT /admin/api/destinations/{host}"
+            ),
+        )
+    })
 }
 
 /// Opens a sealed token; a changed `MASTER_KEY` is a clear 503, never a garbage token.

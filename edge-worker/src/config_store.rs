@@ -69,6 +69,10 @@ pub struct StoredDestination {
     /// or the token last changed. The dashboard asks before turning such a destination live.
     #[serde(default)]
     pub test_passed_ms: Option<u64>,
+    /// The order webhook's secret sealed under `MASTER_KEY` (with
+    /// [`crate::config::webhook_seal_data`]); `None`: the webhook is off.
+    #[serde(default)]
+    pub sealed_webhook_secret: Option<String>,
 }
 
 /// A connection test's result as the destination keeps it: TikTok's answer and the test
@@ -93,6 +97,9 @@ pub struct Put {
     pub settings: DestinationSettings,
     /// `(sealed token, mask)` when a token was given.
     pub token: Option<(String, String)>,
+    /// The sealed webhook secret when one was given; `None` keeps the stored one.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
 }
 
 /// What a `PUT` did.
@@ -438,6 +445,11 @@ impl Config {
             }
             _ => (None, None),
         };
+        let sealed_webhook_secret = match (put.webhook_secret, &existing) {
+            (Some(sealed), _) => Some(sealed),
+            (None, Some(existing)) => existing.sealed_webhook_secret.clone(),
+            (None, None) => None,
+        };
         let (sealed_token, token_mask, baselines) = match (put.token, existing) {
             (Some((sealed, mask)), existing) => (
                 sealed,
@@ -452,6 +464,7 @@ impl Config {
             (None, None) => return Ok(None),
         };
         let stored = StoredDestination {
+            sealed_webhook_secret,
             host: put.host,
             settings: put.settings,
             sealed_token,

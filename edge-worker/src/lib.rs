@@ -7,7 +7,7 @@
 //! [`dispatcher`] the per-token Durable Object, [`config_store`] the Durable Object of stored
 //! destinations, [`config`] which destination serves a host, [`tiktok_client`] the
 //! outbound call, [`admin`] the operator's API, [`offline`] its upload of offline conversions, [`dashboard`] its page, [`sdk`] the browser
-//! snippet.
+//! snippet, [`orders`] cash-on-delivery confirmations and their webhook.
 
 mod admin;
 mod collect;
@@ -17,6 +17,7 @@ mod dashboard;
 mod dispatcher;
 mod error;
 mod offline;
+mod orders;
 mod router;
 mod runtime;
 mod sdk;

@@ -32,8 +32,8 @@ use serde::Serialize;
 use ttedge_core::event::{parse_collect, CollectEvent, Source};
 use ttedge_core::mapping::NameRules;
 use ttedge_core::offline::{
-    check_date, csv_rows, to_collect_event, ColumnMap, CsvRow, FixedOffset, OfflineRow, RowError,
-    DAY_MS, MAX_AGE_MS,
+    check_date, csv_rows, to_collect_event, ColumnMap, CsvRow, FixedOffset, OfflineRow, DAY_MS,
+    MAX_AGE_MS,
 };
 use ttedge_core::pipeline::{prepare, RequestContext};
 use worker::{Env, Request, Response};

@@ -3,7 +3,7 @@
 use worker::{Env, Method, Request, Response, Result};
 
 use crate::error::ApiError;
-use crate::{admin, collect, config, dispatcher, sdk};
+use crate::{admin, collect, config, dispatcher, orders, sdk};
 
 /// Routes one request.
 pub async fn route(req: Request, env: &Env) -> Result<Response> {
@@ -17,6 +17,12 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
         ("/collect", Ok(Method::Options)) => collect::preflight(&req, env).await,
         ("/sdk.js", Ok(Method::Get | Method::Head)) => sdk::serve(&req),
         ("/healthz", Ok(Method::Get | Method::Head)) => healthz(&req, env).await,
+        (path, Ok(Method::Post)) if webhook_host(path).is_some() => {
+            let host = webhook_host(path).unwrap_or_default().to_string();
+            orders::webhook(req, env, &host)
+                .await
+                .or_else(ApiError::into_response)
+        }
         (path, _) if path == "/admin" || path.starts_with("/admin/") => {
             admin::route(req, env).await
         }
@@ -45,8 +51,16 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
         "/collect" => Some("POST, OPTIONS"),
         "/sdk.js" | "/healthz" => Some("GET, HEAD"),
+        _ if webhook_host(path).is_some() => Some("POST"),
         _ => admin::allowed_methods(path),
     }
+}
+
+/// The host of a webhook path, `/webhooks/{host}/orders`.
+fn webhook_host(path: &str) -> Option<&str> {
+    path.strip_prefix("/webhooks/")?
+        .strip_suffix("/orders")
+        .filter(|host| !host.is_empty() && !host.contains('/'))
 }
 
 fn not_found(path: &str) -> Result<Response> {
@@ -91,4 +105,27 @@ async fn healthz(req: &Request, env: &Env) -> Result<Response> {
         }
     };
     Response::from_json(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_paths_name_one_host() {
+        assert_eq!(
+            webhook_host("/webhooks/t.shop.com/orders"),
+            Some("t.shop.com")
+        );
+        for other in [
+            "/webhooks//orders",
+            "/webhooks/a/b/orders",
+            "/webhooks/t.shop.com/orders/1",
+            "/webhooks/t.shop.com",
+            "/admin/webhooks/t.shop.com/orders",
+        ] {
+            assert_eq!(webhook_host(other), None, "{other}");
+        }
+        assert_eq!(allowed_methods("/webhooks/t.shop.com/orders"), Some("POST"));
+    }
 }

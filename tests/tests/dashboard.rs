@@ -44,7 +44,8 @@ async fn start() -> anyhow::Result<Site> {
     Ok(site)
 }
 
-/// Traffic for the figures: delivered events of several kinds and one parked event.
+/// Traffic for the figures: delivered events of several kinds, one parked event, and two
+/// cash-on-delivery checkouts: one confirmed (a purchase more), one cancelled.
 async fn traffic(site: &Site) -> anyhow::Result<()> {
     site.tiktok.reject_batches_containing(
         &["dash-bad"],
@@ -53,11 +54,16 @@ async fn traffic(site: &Site) -> anyhow::Result<()> {
     );
     let mut batch = Vec::new();
     for i in 0..6 {
+        // The first two are checkouts whose orders wait for their confirmation.
+        let (event, order_id) = match i {
+            0 | 1 => ("place_order", Some(format!("dash-order-{i}"))),
+            _ => ("purchase", None),
+        };
         batch.push(json!({
-            "event": "purchase",
+            "event": event,
             "event_id": format!("dash-{i}"),
             "user_data": {"email": format!("buyer{i}@example.com")},
-            "properties": {"value": 20 + i, "currency": "eur"},
+            "properties": {"value": 20 + i, "currency": "eur", "order_id": order_id},
             "context": {"pixel": if i % 2 == 0 { "blocked" } else { "loaded" }},
         }));
     }
@@ -66,11 +72,21 @@ async fn traffic(site: &Site) -> anyhow::Result<()> {
         .collect_on(HOST, None, &json!({ "batch": batch }))
         .await?;
     anyhow::ensure!(status == 202, "collect answered {status}: {answer}");
+    for (order, status) in [("dash-order-0", "paid"), ("dash-order-1", "cancelled")] {
+        let (code, answer) = site
+            .admin(
+                Method::POST,
+                &format!("/admin/api/destinations/{HOST}/orders/{order}"),
+                Some(&json!({ "status": status }).to_string()),
+            )
+            .await?;
+        anyhow::ensure!(code == 202 || code == 200, "{order}: {code} {answer}");
+    }
     site.wait_admin(
         &format!("/admin/api/destinations/{HOST}/health"),
-        "6 delivered and 1 parked",
+        "7 delivered (a confirmed order among them) and 1 parked",
         Duration::from_secs(30),
-        |h| h["windows"]["last_hour"]["delivered"] == 6 && h["windows"]["last_hour"]["parked"] == 1,
+        |h| h["windows"]["last_hour"]["delivered"] == 7 && h["windows"]["last_hour"]["parked"] == 1,
     )
     .await?;
     Ok(())
@@ -337,6 +353,9 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         "windows.last_hour.parked",
         "windows.last_24h.delivered",
         "windows.last_7d.received",
+        "windows.last_hour.cod_confirmed",
+        "windows.last_hour.cod_cancelled",
+        "windows.last_7d.cod_confirmed",
         "current.queue_depth",
         "current.parked",
         "emq.events",
@@ -348,9 +367,21 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
         let shown = browser.text(&format!("[data-metric=\"{name}\"]")).await?;
         assert_eq!(shown, integer(metric), "{name}");
     }
-    assert_eq!(integer("windows.last_hour.delivered"), "6");
+    assert_eq!(integer("windows.last_hour.delivered"), "7");
+    assert_eq!(integer("windows.last_hour.cod_confirmed"), "1");
+    assert_eq!(integer("windows.last_hour.cod_cancelled"), "1");
+    let cod_rate = health["windows"]["last_24h"]["cod_confirmation_rate"]
+        .as_f64()
+        .context("no COD confirmation rate")?;
+    assert_eq!(cod_rate, 0.5);
+    assert_eq!(
+        browser
+            .text("[data-metric=\"last_24h.cod_confirmation_rate\"]")
+            .await?,
+        format!("{:.1}", cod_rate * 100.0)
+    );
     assert_eq!(integer("recovery.unseen_by_pixel"), "3");
-    // Three of the seven stored events came from pages whose pixel was blocked.
+    // Three of the eight stored events came from pages whose pixel was blocked.
     assert_eq!(integer("recovery.pixel_missing"), "3");
     let share = health["recovery"]["pixel_missing_share"]
         .as_f64()
@@ -404,9 +435,10 @@ async fn the_dashboard_in_chromium_matches_the_api_tests_and_toggles_live() -> a
             .map(|(_, value)| value)
             .sum()
     };
-    // The traffic above: 7 received, 6 delivered, 1 parked, calls with their latency.
-    assert_eq!(series_total("received"), 7, "{drawn:?}");
-    assert_eq!(series_total("delivered"), 6, "{drawn:?}");
+    // The traffic above: 8 received (the confirmation among them), 7 delivered, 1 parked,
+    // calls with their latency.
+    assert_eq!(series_total("received"), 8, "{drawn:?}");
+    assert_eq!(series_total("delivered"), 7, "{drawn:?}");
     assert_eq!(series_total("parked"), 1, "{drawn:?}");
     assert!(
         drawn.keys().any(|(series, _)| series == "p50"),

@@ -26,6 +26,9 @@
 //!   `{"event_ids": [...]}`: `{replayed, not_found}`.
 //! - `POST /admin/api/destinations/{host}/offline`: JSON Lines of offline events, at most
 //!   1,000 or 1 MiB; answered per event as `/collect` answers (see [`crate::offline`]).
+//! - `POST /admin/api/destinations/{host}/orders/{order_id}` with `{"status":
+//!   "paid"|"delivered"|"cancelled", ...}`: a cash-on-delivery order confirmed or
+//!   cancelled, `{order_id, outcome, event_id}` (see [`crate::orders`]).
 //! - `GET /admin/api/status` and `GET /admin/api/health`: the default destination's queue
 //!   and health.
 //!
@@ -97,6 +100,12 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
         "" => Some("GET, PUT, DELETE"),
         "health" | "parked" => Some("GET"),
         "test" | "parked/replay" | "live" | "baseline" | "offline" => Some("POST"),
+        _ if action
+            .strip_prefix("orders/")
+            .is_some_and(|id| !id.is_empty()) =>
+        {
+            Some("POST")
+        }
         _ => None,
     }
 }
@@ -147,6 +156,10 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
             Ok(Response::from_json(&health(env, &site).await?)?)
         }
         ("offline", _) => crate::offline::upload(req, env, &host).await,
+        (action, _) if action.starts_with("orders/") => {
+            let segment = action["orders/".len()..].to_string();
+            crate::orders::admin_update(req, env, &host, &segment).await
+        }
         ("test", _) => connection_test(env, &*config::for_host(env, &host).await?, &host).await,
         ("parked", _) => {
             let url = req.url()?;
@@ -169,7 +182,7 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
 
 /// A site host from the path, lower-case: no scheme, path or port (`/collect` resolves by
 /// the host alone).
-fn checked_host(host: &str) -> std::result::Result<String, ApiError> {
+pub(crate) fn checked_host(host: &str) -> std::result::Result<String, ApiError> {
     if !connection::is_site_host(host) || host.contains(':') {
         let shown: String = host.chars().take(100).collect();
         return Err(ApiError::invalid_field(
@@ -214,10 +227,19 @@ async fn put(env: &Env, host: &str, body: &[u8]) -> Answer {
         }
         None => None,
     };
+    let webhook_secret = match settings.webhook_secret.take() {
+        Some(secret) => {
+            let key = config::master_key(env)?;
+            let data = config::webhook_seal_data(host);
+            Some(seal::seal(&key, runtime::random_bytes()?, &secret, &data))
+        }
+        None => None,
+    };
     let put = Put {
         host: host.to_string(),
         settings,
         token,
+        webhook_secret,
     };
     let answer = config_store::put(env, &put).await?;
     config::forget(host);

@@ -12,6 +12,8 @@ mod api;
 mod page;
 pub mod views;
 
+pub(crate) use api::checked_host;
+
 use ttedge_core::cookie;
 use ttedge_core::hashing::sha256_hex;
 use ttedge_core::session;

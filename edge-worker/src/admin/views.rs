@@ -64,6 +64,12 @@ pub struct StoredFields {
     pub custom_events: bool,
     /// Extra TikTok names counted as conversions.
     pub conversion_events: Vec<String>,
+    /// TikTok names that keep a cash-on-delivery order besides `PlaceAnOrder`.
+    pub cod_checkout_events: Vec<String>,
+    /// Days a cash-on-delivery order is kept for its confirmation.
+    pub cod_days: u32,
+    /// Whether an order webhook secret is set (the secret itself is never answered).
+    pub webhook_secret_set: bool,
     /// Imported pixel baselines, oldest first.
     pub baselines: Vec<Baseline>,
     /// When the settings last changed, epoch ms.
@@ -91,6 +97,9 @@ impl DestinationView {
             custom_events,
             rate_limit_per_minute,
             conversion_events,
+            cod_checkout_events,
+            cod_days,
+            webhook_secret: _, // always `None` in storage (sealed apart), and never answered
         } = stored.settings.clone();
         DestinationView {
             host: Some(stored.host.clone()),
@@ -107,6 +116,9 @@ impl DestinationView {
                 event_overrides,
                 custom_events,
                 conversion_events,
+                cod_checkout_events,
+                cod_days,
+                webhook_secret_set: stored.sealed_webhook_secret.is_some(),
                 baselines: stored.baselines.clone(),
                 updated_ms: stored.updated_ms,
                 last_test: stored.last_test.clone(),
@@ -183,6 +195,9 @@ mod tests {
                 custom_events: false,
                 rate_limit_per_minute: 600,
                 conversion_events: vec!["Lead".into()],
+                cod_checkout_events: vec!["Checkout".into()],
+                cod_days: 45,
+                webhook_secret: None,
             },
             sealed_token: "sealed-secret".into(),
             token_mask: "…1234".into(),
@@ -194,6 +209,7 @@ mod tests {
             updated_ms: 1_764_000_000_000,
             last_test: None,
             test_passed_ms: None,
+            sealed_webhook_secret: Some("sealed-webhook".into()),
         }
     }
 
@@ -220,12 +236,14 @@ mod tests {
             ("updated_ms", json!(1_764_000_000_000u64)),
             ("last_test", Value::Null),
             ("test_passed_ms", Value::Null),
+            ("webhook_secret_set", json!(true)),
             ("source", json!("admin")),
         ] {
             expected[key] = value;
         }
         assert_eq!(view, expected);
         assert!(!view.to_string().contains("sealed-secret"));
+        assert!(!view.to_string().contains("sealed-webhook"));
     }
 
     #[test]

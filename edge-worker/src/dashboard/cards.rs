@@ -303,6 +303,8 @@ pub fn window_card(out: &mut String, key: &str, title: &str, window: &WindowTota
         ("skipped", "Skipped", c.skipped),
         ("not_live", "Not live", c.not_live),
         ("rejected", "Rejected", c.rejected),
+        ("cod_confirmed", "COD confirmed", c.cod_confirmed),
+        ("cod_cancelled", "COD cancelled", c.cod_cancelled),
     ] {
         row(
             out,
@@ -312,6 +314,14 @@ pub fn window_card(out: &mut String, key: &str, title: &str, window: &WindowTota
             "",
         );
     }
+    let cod_rate = pct(window.cod_confirmation_rate);
+    row(
+        out,
+        "COD confirmation rate",
+        &format!("{key}.cod_confirmation_rate"),
+        &cod_rate,
+        "%",
+    );
     for (p, value) in [
         ("p50", window.p50),
         ("p95", window.p95),

@@ -82,10 +82,13 @@ async function save(f) {
     offline_event_set_id: v('offline_event_set_id'),
     site_origins: lines('site_origins'), cookie_domain: v('cookie_domain'), event_overrides: {},
     custom_events: E.custom_events.checked, conversion_events: lines('conversion_events'),
+    cod_checkout_events: lines('cod_checkout_events'),
   };
-  if (v('access_token')) body.access_token = v('access_token');
+  for (const n of ['access_token', 'webhook_secret']) if (v(n)) body[n] = v(n);
   const rate = v('rate_limit_per_minute');
   if (rate) body.rate_limit_per_minute = /^\d+$/.test(rate) ? Number(rate) : rate;
+  const days = v('cod_days');
+  if (days) body.cod_days = /^\d+$/.test(days) ? Number(days) : days;
   let bad = host ? null : ['host', 'Enter the host this Worker is routed on, such as t.shop.com.'];
   lines('event_overrides').forEach((l, i) => {
     const p = l.split('=').map(s => s.trim());
@@ -110,7 +113,7 @@ async function save(f) {
   } finally {
     button.disabled = false;
   }
-  E.access_token.value = '';
+  E.access_token.value = E.webhook_secret.value = '';
   showError(f, bad[0], bad[1]);
 }
 

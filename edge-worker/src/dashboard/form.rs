@@ -2,8 +2,9 @@
 //! script sends it as the admin API's `PUT` and puts each refusal under the field its `path`
 //! names (`e-<field>`, `e-form` for the rest).
 //!
-//! Every input has a `<label for>`, in the order the fields are read. The access token is a
-//! password field that is never filled in: on edit, leaving it empty keeps the stored token.
+//! Every input has a `<label for>`, in the order the fields are read. The access token and
+//! the webhook secret are password fields that are never filled in: on edit, leaving one
+//! empty keeps the stored value.
 
 use super::format::escape;
 use super::Form;
@@ -80,7 +81,7 @@ const MAIN: [Field; 6] = [
 ];
 
 /// The fields under Advanced.
-const ADVANCED: [Field; 6] = [
+const ADVANCED: [Field; 9] = [
     field(
         "cookie_domain",
         "Cookie domain",
@@ -105,7 +106,8 @@ const ADVANCED: [Field; 6] = [
         "Offline Event Set ID",
         Kind::Text,
         "Optional. Events Manager → Connect data source → Offline: the set's ID. Set, offline \
-         conversions (uploads, cash on delivery) go there; empty, they go to the pixel.",
+         conversions (uploads, orders confirmed without a checkout) go there; empty, they go \
+         to the pixel.",
     ),
     field(
         "rate_limit_per_minute",
@@ -119,6 +121,28 @@ const ADVANCED: [Field; 6] = [
         Kind::Lines,
         "One TikTok event name per line, counted as conversions besides CompletePayment, \
          PlaceAnOrder and Purchase.",
+    ),
+    field(
+        "cod_checkout_events",
+        "Cash-on-delivery checkout events",
+        Kind::Lines,
+        "One TikTok event name per line that keeps its order for a cash-on-delivery \
+         confirmation, besides PlaceAnOrder. The event needs an order_id.",
+    ),
+    field(
+        "cod_days",
+        "Cash-on-delivery days",
+        Kind::Text,
+        "Days an order is kept waiting for its confirmation (paid, delivered or cancelled); \
+         empty: 60.",
+    ),
+    field(
+        "webhook_secret",
+        "Order webhook secret",
+        Kind::Password,
+        "The secret your shop platform signs POST /webhooks/{host}/orders with (HMAC-SHA256, \
+         header X-Ttedge-Signature), at least 16 characters, such as the output of openssl \
+         rand -hex 32. Stored encrypted and never shown again.",
     ),
 ];
 
@@ -227,12 +251,20 @@ fn field_row(out: &mut String, f: &Field, editing: Option<&DestinationView>) {
         }
     }
     put!(out, "<small id=\"h-{name}\">{}", escape(f.help));
-    if let (Kind::Password, Some(d)) = (f.kind, editing) {
-        put!(
+    match (name, editing) {
+        ("access_token", Some(d)) => put!(
             out,
             " Stored: {}. Leave it empty to keep it.",
             escape(&d.access_token)
-        );
+        ),
+        ("webhook_secret", Some(d)) => {
+            let set = d.stored_fields().is_some_and(|s| s.webhook_secret_set);
+            out.push_str(match set {
+                true => " A secret is set. Leave it empty to keep it.",
+                false => " None is set: the webhook is off.",
+            });
+        }
+        _ => {}
     }
     put!(
         out,
@@ -266,6 +298,10 @@ fn value(d: &DestinationView, name: &str) -> String {
         "conversion_events" => stored
             .map(|s| s.conversion_events.join("\n"))
             .unwrap_or_default(),
+        "cod_checkout_events" => stored
+            .map(|s| s.cod_checkout_events.join("\n"))
+            .unwrap_or_default(),
+        "cod_days" => stored.map(|s| s.cod_days.to_string()).unwrap_or_default(),
         _ => String::new(),
     }
 }

@@ -26,6 +26,9 @@ fn stored_fields(updated_ms: u64) -> DestinationKind {
         event_overrides: BTreeMap::new(),
         custom_events: true,
         conversion_events: Vec::new(),
+        cod_checkout_events: Vec::new(),
+        cod_days: 60,
+        webhook_secret_set: false,
         baselines: vec![Baseline {
             from: "2026-11-01".into(),
             to: "2026-11-07".into(),
@@ -75,10 +78,13 @@ fn window(received: u64, p95: u64) -> WindowTotals {
             failed_calls: 1,
             conversions: 9,
             conversions_unseen: 2,
+            cod_confirmed: 6,
+            cod_cancelled: 2,
             ..Counts::default()
         },
         success_rate: Some(0.97333),
         error_rate: Some(0.05),
+        cod_confirmation_rate: Some(0.75),
         p50: Some(120),
         p95: Some(p95),
         p99: Some(900),
@@ -273,6 +279,9 @@ fn figures_carry_their_metric_names() {
         ("last_24h.not_live", "5"),
         ("last_24h.success_rate", "97.3"),
         ("last_24h.error_rate", "5.0"),
+        ("last_24h.cod_confirmed", "6"),
+        ("last_24h.cod_cancelled", "2"),
+        ("last_24h.cod_confirmation_rate", "75.0"),
         ("last_7d.p99", "900"),
         ("current.queue_depth", "7"),
         ("current.parked", "4"),
@@ -491,6 +500,7 @@ fn figures_without_a_value_show_a_dash() {
     for name in [
         "last_hour.success_rate",
         "last_24h.error_rate",
+        "last_7d.cod_confirmation_rate",
         "last_7d.p95",
         "current.oldest_queued_age_s",
         "emq.mean",
@@ -500,7 +510,12 @@ fn figures_without_a_value_show_a_dash() {
     ] {
         assert_eq!(metric(&html, name), Some(NONE), "{name}");
     }
-    for name in ["last_hour.received", "emq.events", "parked.total"] {
+    for name in [
+        "last_hour.received",
+        "last_hour.cod_confirmed",
+        "emq.events",
+        "parked.total",
+    ] {
         assert_eq!(metric(&html, name), Some("0"), "{name}");
     }
     // Empty hours are drawn as zero bars; hours without calls have no latency point.
@@ -627,6 +642,9 @@ fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView 
             event_overrides: BTreeMap::from([("order_placed".into(), "PlaceAnOrder".into())]),
             custom_events: false,
             conversion_events: vec!["Subscribe".into(), "Lead".into()],
+            cod_checkout_events: vec!["Checkout".into()],
+            cod_days: 45,
+            webhook_secret_set: true,
             baselines: Vec::new(),
             updated_ms: NOW,
             last_test,
@@ -782,9 +800,18 @@ fn the_edit_form_holds_the_stored_settings() {
         ">https://shop.com\nhttps://www.shop.com</textarea>",
         ">order_placed = PlaceAnOrder</textarea>",
         ">Subscribe\nLead</textarea>",
+        ">Checkout</textarea>",
+        "A secret is set. Leave it empty to keep it.",
     ] {
         assert!(html.contains(text), "{text}");
     }
+    assert!(tag_with_id(&html, "f-cod_days").contains("value=\"45\""));
+    let secret = tag_with_id(&html, "f-webhook_secret");
+    assert!(
+        secret.contains("type=\"password\"") && !secret.contains("value="),
+        "{secret}"
+    );
+    assert!(html.find("for=\"f-webhook_secret\"") > html.find("<summary>Advanced</summary>"));
     assert!(html.contains("<a href=\"/admin?host=t.shop.com\">Cancel</a>"));
     // Adding: empty, not live.
     let html = page_with(std::slice::from_ref(&item), Some(Form::Add));

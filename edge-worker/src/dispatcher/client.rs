@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use ttedge_core::cod::OrderUpdate;
 use ttedge_core::event::PixelStatus;
 use ttedge_core::quality::QualitySummary;
 use worker::{Env, Headers, Method, Response, Result};
@@ -67,6 +68,10 @@ pub struct Intake {
     pub quality: QualitySummary,
     /// Off: the destination is being set up; the events are counted, never stored or sent.
     pub live: bool,
+    /// Days a checkout's order (an event with `order_id`) is kept for its cash-on-delivery
+    /// confirmation.
+    #[serde(default)]
+    pub cod_days: u32,
 }
 
 /// One ready event. The element travels as raw JSON: it is checked once when the intake is
@@ -87,6 +92,55 @@ pub struct IntakeEvent {
     pub offline_event_set_id: Option<String>,
     /// The `data[]` element.
     pub element: Box<RawValue>,
+    /// A cash-on-delivery checkout's order id: the element is kept under it, for its
+    /// confirmation. Absent for every other event, which then costs nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+/// `POST /orders`: a cash-on-delivery order paid, delivered or cancelled.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrderCall {
+    /// The pixel the checkout was stored for, and the confirmation goes to.
+    pub pixel_code: String,
+    /// Test events go in requests of their own.
+    pub test_event_code: Option<String>,
+    /// The shop's order id.
+    pub order_id: String,
+    /// What became of it.
+    pub update: OrderUpdate,
+    /// Off: nothing is queued (counted as not live).
+    pub live: bool,
+}
+
+/// What became of an order update; also the `outcome` of the admin API's and the
+/// webhook's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderOutcome {
+    /// `CompletePayment` queued with the checkout's identifiers.
+    Queued,
+    /// Already confirmed: nothing sent again.
+    Duplicate,
+    /// Forgotten; nothing sent.
+    Cancelled,
+    /// No such order kept; with an email, phone or external id it went as an offline event.
+    QueuedOffline,
+    /// The destination is not live: counted, not sent.
+    NotLive,
+    /// No such order kept (never checked out with this id, cancelled, or expired).
+    Unknown,
+}
+
+/// The answer to an order update, from the Dispatcher and then from the Worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderAnswer {
+    /// The shop's order id.
+    pub order_id: String,
+    /// What became of the update.
+    pub outcome: OrderOutcome,
+    /// The event id of the purchase, when one was queued or already had been.
+    pub event_id: Option<String>,
 }
 
 /// The Dispatcher's answer to an intake.
@@ -254,6 +308,11 @@ pub async fn test(
         200 => Ok(Ok(response.json().await?)),
         _ => Ok(Err(response)),
     }
+}
+
+/// Applies a cash-on-delivery order update in the Dispatcher that keeps the order.
+pub async fn order(env: &Env, site: &SiteConfig, call: &OrderCall) -> Result<OrderAnswer> {
+    json(self::call(env, site, Route::Orders, Some(call)).await?).await
 }
 
 /// Conversions delivered in each range of `query`.

@@ -1,9 +1,11 @@
 //! What goes into the queue: a collect request's events, and parked events replayed.
 //!
 //! One intake row per lane for the requests stored together, however many events they
-//! hold, and one deduplication key per event: that is all an event costs on the way in.
+//! hold, and one deduplication key per event: that is all an event costs on the way in. A
+//! cash-on-delivery checkout adds one row: its order, kept for its confirmation.
 
 use ttedge_core::delivery::{dedup_key, Metric};
+use ttedge_core::destination::day_of;
 use ttedge_core::event::PixelStatus;
 use ttedge_core::health::{unseen_by_pixel, Counts};
 use ttedge_core::quality::QualitySummary;
@@ -81,6 +83,10 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
             });
             answer.queued += 1;
             pixel_missing += u64::from(unseen_by_pixel(event.pixel_status));
+            if let Some(order_id) = event.order_id.as_deref().filter(|_| intake.cod_days > 0) {
+                let expires = day_of(now_ms).saturating_add(intake.cod_days);
+                storage.insert_order(expires, &intake.pixel_code, order_id, event.element.get())?;
+            }
         }
         counts.add(Metric::Received, u64::from(answer.queued));
         counts.add(Metric::PixelMissing, pixel_missing);

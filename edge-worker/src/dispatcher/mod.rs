@@ -11,12 +11,14 @@
 //! - [`intake`]: what goes into the queue, and [`group`]: requests that come together
 //!   are stored together;
 //! - [`send_loop`]: the alarm, and the one way a request reaches TikTok;
-//! - [`report`]: health, the queue's state and parked events, as typed answers.
+//! - [`report`]: health, the queue's state and parked events, as typed answers;
+//! - [`orders`]: cash-on-delivery orders kept from checkout to confirmation.
 
 pub mod client;
 mod group;
 mod intake;
 mod migrate;
+mod orders;
 pub mod report;
 mod routes;
 mod send_loop;
@@ -24,8 +26,8 @@ mod storage;
 mod test_call;
 
 pub use client::{
-    conversions, enqueue, health, parked, replay, state, test, wake, ConversionQuery, Intake,
-    IntakeEvent, ParkedPage, Replay, TestCall,
+    conversions, enqueue, health, order, parked, replay, state, test, wake, ConversionQuery,
+    Intake, IntakeEvent, OrderAnswer, OrderCall, OrderOutcome, ParkedPage, Replay, TestCall,
 };
 
 use routes::Route;
@@ -106,6 +108,14 @@ impl DurableObject for Dispatcher {
             Route::Health => Response::from_json(&report::health(storage, now)?),
             Route::Parked(page) => Response::from_json(&report::parked(storage, page)?),
             Route::Test => test_call::send(storage, &self.env, &body(&mut req).await?).await,
+            Route::Orders => {
+                let answer = orders::update(storage, &body(&mut req).await?, now)?;
+                if answer.outcome == OrderOutcome::Queued {
+                    self.wake_by(storage, now + send_loop::BATCH_WINDOW_MS)
+                        .await?;
+                }
+                Response::from_json(&answer)
+            }
             Route::Conversions => {
                 let query: ConversionQuery = body(&mut req).await?;
                 Response::from_json(&report::conversions(

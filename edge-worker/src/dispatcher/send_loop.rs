@@ -5,6 +5,7 @@
 //! row per request, plus parked events when there are any.
 
 use ttedge_core::delivery::{next_batch, Lane, Next, Queued, SentBatch};
+use ttedge_core::destination::day_of;
 use ttedge_core::health::unseen_by_pixel;
 use ttedge_core::ratelimit::{SlidingWindow, MINUTE_MS};
 use ttedge_core::tiktok::{request_body_spliced, Failure, Verdict};
@@ -420,7 +421,8 @@ fn clean_up(storage: &Storage, now_ms: u64) -> Result<()> {
             .unwrap_or(0),
     };
     storage.drop_intake_before(done)?;
-    storage.drop_old_seen(now_ms)
+    storage.drop_old_seen(now_ms)?;
+    storage.drop_expired_orders(day_of(now_ms))
 }
 
 /// Whether generation `g` holds rows already counted: the newest generation does until it
@@ -430,7 +432,7 @@ fn holds_counted_rows(state: &State, g: u64) -> bool {
 }
 
 /// Whether an alarm has work to do: events queued or not yet counted, a past generation
-/// to end, or deduplication keys past their window. The cron and `/healthz` wake the
+/// to end, deduplication keys past their window, or cash-on-delivery orders expired. The cron and `/healthz` wake the
 /// object only then, since setting an alarm is billed as a row written.
 pub fn has_work(storage: &Storage, now_ms: u64) -> Result<bool> {
     let state = storage.state()?;
@@ -442,5 +444,9 @@ pub fn has_work(storage: &Storage, now_ms: u64) -> Result<bool> {
         .intake_generations()?
         .last()
         .is_some_and(|&g| g < current && holds_counted_rows(&state, g));
-    Ok(queued || uncounted || past_generation || storage.has_old_seen(now_ms)?)
+    Ok(queued
+        || uncounted
+        || past_generation
+        || storage.has_old_seen(now_ms)?
+        || storage.has_expired_orders(day_of(now_ms))?)
 }

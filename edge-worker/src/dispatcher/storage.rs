@@ -14,6 +14,10 @@
 //!   recent hours: one `state` row, written once per request to TikTok.
 //! - What is rare costs what it costs: parked events, failed calls, hours flushed from the
 //!   state, conversions per day.
+//! - **Cash-on-delivery orders** (a checkout's element, kept for its confirmation) go into
+//!   `orders_<d>` tables by the UTC day `d` they expire, without a rowid: one row written
+//!   at checkout, one when confirmed or cancelled, and none when they expire, since the
+//!   table of a past day is dropped whole.
 //!
 //! Each event has a **position**: its intake row's generation and rowid, and its index in
 //! the row. Positions only grow, so a lane's cursor says which of its events have left.
@@ -297,6 +301,17 @@ impl IntakeEvents {
         }
         (at == self.data.len()).then_some(elements)
     }
+}
+
+/// A cash-on-delivery order as kept.
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    /// The UTC day (since the epoch) its table is dropped after.
+    pub expires_day: u64,
+    /// The checkout's `data[]` element.
+    pub element: String,
+    /// Whether it was confirmed already.
+    pub confirmed: bool,
 }
 
 /// A parked event as stored.
@@ -695,6 +710,125 @@ impl Storage {
             if generation + SEEN_GENERATIONS_KEPT <= current {
                 self.sql
                     .exec(&format!("DROP TABLE IF EXISTS seen_{generation}"), None)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- cash-on-delivery orders -----------------------------------------------------
+
+    /// Keeps a checkout's element under its pixel and order id until the end of the UTC day
+    /// `expires_day`. A second checkout of the same order that day keeps the first.
+    pub fn insert_order(
+        &self,
+        expires_day: u32,
+        pixel_code: &str,
+        order_id: &str,
+        element: &str,
+    ) -> worker::Result<()> {
+        self.sql.exec(
+            &format!(
+                "CREATE TABLE IF NOT EXISTS orders_{expires_day} (
+                    pixel_code   TEXT NOT NULL,
+                    order_id     TEXT NOT NULL,
+                    element      TEXT NOT NULL,
+                    confirmed_ms INTEGER,
+                    PRIMARY KEY (pixel_code, order_id)
+                ) WITHOUT ROWID"
+            ),
+            None,
+        )?;
+        self.sql.exec(
+            &format!(
+                "INSERT OR IGNORE INTO orders_{expires_day} (pixel_code, order_id, element)
+                 VALUES (?, ?, ?)"
+            ),
+            vec![pixel_code.into(), order_id.into(), element.into()],
+        )?;
+        Ok(())
+    }
+
+    /// The order kept under `pixel_code` and `order_id` that expires last, if any is
+    /// still kept on `today`.
+    pub fn order(
+        &self,
+        today: u32,
+        pixel_code: &str,
+        order_id: &str,
+    ) -> worker::Result<Option<StoredOrder>> {
+        #[derive(Deserialize)]
+        struct Row {
+            element: String,
+            confirmed_ms: Option<f64>,
+        }
+        for day in self.tables("orders_")?.into_iter().rev() {
+            if day < u64::from(today) {
+                break;
+            }
+            let rows: Vec<Row> = self
+                .sql
+                .exec(
+                    &format!(
+                        "SELECT element, confirmed_ms FROM orders_{day}
+                         WHERE pixel_code = ? AND order_id = ?"
+                    ),
+                    vec![pixel_code.into(), order_id.into()],
+                )?
+                .to_array()?;
+            if let Some(row) = rows.into_iter().next() {
+                return Ok(Some(StoredOrder {
+                    expires_day: day,
+                    element: row.element,
+                    confirmed: row.confirmed_ms.is_some(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Marks a kept order confirmed at `now_ms`: a later confirmation is a duplicate.
+    pub fn confirm_order(
+        &self,
+        order: &StoredOrder,
+        pixel_code: &str,
+        order_id: &str,
+        now_ms: u64,
+    ) -> worker::Result<()> {
+        self.sql.exec(
+            &format!(
+                "UPDATE orders_{} SET confirmed_ms = ? WHERE pixel_code = ? AND order_id = ?",
+                order.expires_day
+            ),
+            vec![int(now_ms), pixel_code.into(), order_id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets every copy of an order (a cancellation).
+    pub fn forget_order(&self, pixel_code: &str, order_id: &str) -> worker::Result<()> {
+        for day in self.tables("orders_")? {
+            self.sql.exec(
+                &format!("DELETE FROM orders_{day} WHERE pixel_code = ? AND order_id = ?"),
+                vec![pixel_code.into(), order_id.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether some orders table is past its day.
+    pub fn has_expired_orders(&self, today: u32) -> worker::Result<bool> {
+        Ok(self
+            .tables("orders_")?
+            .first()
+            .is_some_and(|&day| day < u64::from(today)))
+    }
+
+    /// Drops the orders tables past their day. No row is written.
+    pub fn drop_expired_orders(&self, today: u32) -> worker::Result<()> {
+        for day in self.tables("orders_")? {
+            if day < u64::from(today) {
+                self.sql
+                    .exec(&format!("DROP TABLE IF EXISTS orders_{day}"), None)?;
             }
         }
         Ok(())
