@@ -236,7 +236,7 @@ pub fn run(args: &SendArgs) -> anyhow::Result<Outcome> {
         .enumerate()
         .map(|(index, row)| {
             let (event, line) = match prepare_row(row, &zone, &destination, &ctx, now_ms) {
-                Ok((event, line)) => (Ok(event), Some(line)),
+                Ok((event, line)) => (Ok(event), line),
                 Err(reason) => (
                     Err(BadInput {
                         index,
@@ -546,14 +546,15 @@ fn upload_line(event: &CollectEvent<'_>, prepared: &PreparedEvent<'_>) -> Option
 }
 
 /// One row through core's offline rules and the pipeline: the prepared event and, when it
-/// is ready, the line that uploads it.
+/// is ready, the line that uploads it (never an empty one: the Worker skips blank lines,
+/// which would shift its answers' indexes).
 fn prepare_row(
     row: &rows::Row,
     zone: &TimeZone,
     destination: &Destination,
     ctx: &RequestContext<'_>,
     now_ms: i64,
-) -> Result<(PreparedEvent<'static>, String), String> {
+) -> Result<(PreparedEvent<'static>, Option<String>), String> {
     let cells = row.cells.as_ref().map_err(Clone::clone)?;
     let cell = |field| cells.get(&field).map(String::as_str);
     let timestamp_ms = cell(Field::Timestamp)
@@ -587,10 +588,13 @@ fn prepare_row(
         .ok_or("the pipeline returned no event")?;
     match prepared.status {
         Status::Rejected => Err(prepared.reason.unwrap_or_default()),
-        _ => {
-            let line = upload_line(&event, &prepared).unwrap_or_default();
-            Ok((prepared.into_owned(), line))
+        Status::Ready => {
+            let line = upload_line(&event, &prepared)
+                .ok_or("cannot be written as an upload line (no TikTok element or time)")?;
+            Ok((prepared.into_owned(), Some(line)))
         }
+        // Skipped or held back: shown, never sent.
+        _ => Ok((prepared.into_owned(), None)),
     }
 }
 
