@@ -199,13 +199,13 @@ async fn ttedge_send_end_to_end() -> anyhow::Result<()> {
         .iter()
         .all(|r| r.header("Access-Token") == Some(TOKEN)));
     let log = site.worker.log();
+    // Order ids such as B-17946 may hold the phone's digits; its spaced form may not show.
     for clear in [
-        "buyer@example.com",
-        "Buyer@Example.com",
+        "@example.com",
+        "@Example.com",
         "c@x.io",
-        "7946",
+        "7946 0958",
         "cust-7",
-        "u1@example.com",
     ] {
         assert!(!log.contains(clear), "{clear} in the Worker's log");
     }
