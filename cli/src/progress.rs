@@ -79,7 +79,12 @@ impl Progress {
     /// The upload ended (done or not).
     pub fn finish(&mut self) {
         match self {
-            Progress::Bar(bar) => bar.abandon(),
+            // The bar stays, without a retry note that may wrap over several lines; its
+            // line is ended, so what follows starts on a line of its own.
+            Progress::Bar(bar) => {
+                bar.abandon_with_message("");
+                eprintln!();
+            }
             Progress::Lines { .. } => self.print_line(),
         }
     }
