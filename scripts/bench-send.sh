@@ -82,7 +82,7 @@ for run in $(seq "$RUNS"); do
   start_worker "$run"
   rm -f "$file.ttedge-journal"
   start=$(seconds)
-  TTEDGE_ADMIN_TOKEN=$admin "$ttedge" send "$file" --endpoint "http://127.0.0.1:$port" --site "$site" --json \
+  NO_PROXY=127.0.0.1 TTEDGE_ADMIN_TOKEN=$admin "$ttedge" send "$file" --endpoint "http://127.0.0.1:$port" --site "$site" --json \
     >"$work/sent.json" 2>"$work/sent.err"
   took=$(awk -v a="$start" -v b="$(seconds)" 'BEGIN { print b - a }')
   grep -q "\"accepted\": $ROWS" "$work/sent.json" || { cat "$work/sent.err" "$work/sent.json" >&2; exit 1; }

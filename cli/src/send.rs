@@ -197,6 +197,9 @@ fn target(args: &SendArgs) -> anyhow::Result<Option<Target>> {
     }))
 }
 
+/// Reads the file, prepares every row, then prints the dry run or uploads the ready rows
+/// and prints the summary. An upload that stops returns its [`UploadError`] after the
+/// summary (exit 3 when it gave up after the retries, 2 when the Worker refused it).
 pub fn run(args: &SendArgs) -> anyhow::Result<Outcome> {
     let map = ColumnMap::parse(&args.map)?;
     let zone = TimeZone::get(&args.timezone)

@@ -203,6 +203,7 @@ fn send_to(path: &Path, endpoint: &str, extra: &[&str]) -> std::process::Output 
         })
         .args(extra)
         .env("TTEDGE_ADMIN_TOKEN", TOKEN)
+        .env("NO_PROXY", "127.0.0.1")
         .output()
         .unwrap()
 }
@@ -355,6 +356,7 @@ fn worker_rejections_are_reported_with_their_file_lines() {
         .arg(&path)
         .args(["--endpoint", &server.url, "--site", SITE, "--now", NOW])
         .env("TTEDGE_ADMIN_TOKEN", TOKEN)
+        .env("NO_PROXY", "127.0.0.1")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -414,6 +416,7 @@ fn usage_errors_name_what_is_missing() {
         .arg(&path)
         .args(["--endpoint", &server.url, "--site", SITE])
         .env_remove("TTEDGE_ADMIN_TOKEN")
+        .env("NO_PROXY", "127.0.0.1")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -71,6 +71,8 @@ fn command(binary: &Path, site: &Site, file: &Path) -> tokio::process::Command {
             "--json",
         ])
         .env("TTEDGE_ADMIN_TOKEN", ADMIN_TOKEN)
+        // An HTTP(S)_PROXY of the machine must not capture requests to loopback.
+        .env("NO_PROXY", "127.0.0.1,localhost")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
