@@ -39,7 +39,7 @@ const BUYER_PHONE: &str = "35e206e5dec4c89b9e8b71b8c32724a5bb518483ac5a20c6617d7
 const C_EMAIL: &str = "1d897cdd8c8c3a2bc42615db085b99fa7aa9ecc7c0d4f32063de07acb56f42b6";
 const CUST_7: &str = "dcf3a047f36839e9765beb629393fe2a121bd0659f6aa87be352244bfbf666f0";
 const BIG: usize = 100_000;
-const KILLED: usize = 20_000;
+const KILLED: usize = 10_000;
 
 /// The `ttedge` binary, built once (incrementally) for this test.
 fn ttedge() -> anyhow::Result<PathBuf> {
