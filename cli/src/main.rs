@@ -2,13 +2,17 @@
 //!
 //! `ttedge preview` prints what TikTok would receive for each event, and `ttedge score`
 //! summarises the match quality of a whole export. Both run the same code as the Worker.
-//! `ttedge send` reads offline conversions from CSV or JSON Lines (so far `--dry-run` only).
+//! `ttedge send` uploads offline conversions from CSV or JSON Lines to the Worker,
+//! resumably.
 
 mod input;
+mod journal;
 mod preview;
+mod progress;
 mod rows;
 mod score;
 mod send;
+mod upload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +43,7 @@ enum Command {
     /// Summarise the match quality of a whole export.
     Score(ScoreArgs),
     /// Offline conversions from a CSV or JSON Lines file: hashed here, scored against the
-    /// offline threshold of 50. Only `--dry-run` works yet; the upload is the next step.
+    /// offline threshold of 50, and uploaded to the Worker in chunks, resumably.
     #[command(after_help = send::AFTER_HELP)]
     Send(send::SendArgs),
 }
@@ -200,7 +204,12 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ttedge: {error:#}");
-            ExitCode::from(2)
+            // `send` gave up after its retries: not a usage error, and worth another run.
+            let gave_up = matches!(
+                error.downcast_ref::<upload::UploadError>(),
+                Some(upload::UploadError::GaveUp { .. })
+            );
+            ExitCode::from(if gave_up { 3 } else { 2 })
         }
     }
 }

@@ -261,7 +261,7 @@ fn usage_errors() {
     let output = ttedge().arg("send").arg(&path).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("upload endpoint"), "{stderr}");
+    assert!(stderr.contains("--endpoint"), "{stderr}");
     assert!(output.stdout.is_empty());
 
     let output = send(&path, &["--map", "a=colour"]);

@@ -1,0 +1,427 @@
+//! The journal of `ttedge send`: what the Worker confirmed, kept beside the input file
+//! (`FILE.ttedge-journal`) so that a run stopped by Ctrl-C, a crash or a lost network
+//! continues where it stopped.
+//!
+//! JSON Lines. The first line names what the journal belongs to: the SHA-256 of the file's
+//! text, the endpoint, the site and the options that change events. Every later line is one
+//! confirmed chunk, appended and fsynced once the Worker answered it. A chunk whose answer
+//! was lost is not in the journal and is sent again; the Worker answers its events
+//! `duplicate` (event_id deduplication), so nothing is counted twice.
+//!
+//! A journal that belongs to something else (another content, endpoint, site or options) is
+//! refused rather than resumed wrongly; so is one damaged anywhere but its last line. A last
+//! line without its line end is a write a kill cut short: it is dropped, and its chunk sent
+//! again.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The format version written in the first line.
+const VERSION: u32 = 1;
+
+/// What a journal belongs to: a run with another identity must not resume it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// SHA-256 of the input's text.
+    pub file_sha256: String,
+    /// The Worker's base URL.
+    pub endpoint: String,
+    /// The site (destination host) uploaded to.
+    pub site: String,
+    /// `--map` values, in their order (the first column of a field wins).
+    pub map: Vec<String>,
+    /// `--timezone`.
+    pub timezone: String,
+    /// `--no-custom-events`.
+    pub no_custom_events: bool,
+}
+
+impl Identity {
+    /// The names of the parts that differ from `other`.
+    fn differences(&self, other: &Identity) -> Vec<&'static str> {
+        let mut differ = Vec::new();
+        if self.file_sha256 != other.file_sha256 {
+            differ.push("the file's content");
+        }
+        if self.endpoint != other.endpoint {
+            differ.push("--endpoint");
+        }
+        if self.site != other.site {
+            differ.push("--site");
+        }
+        if self.map != other.map {
+            differ.push("--map");
+        }
+        if self.timezone != other.timezone {
+            differ.push("--timezone");
+        }
+        if self.no_custom_events != other.no_custom_events {
+            differ.push("--no-custom-events");
+        }
+        differ
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    ttedge_journal: u32,
+    #[serde(flatten)]
+    identity: Identity,
+}
+
+/// How the Worker answered an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answered {
+    /// Stored, to be sent to TikTok.
+    Ready,
+    /// Already stored under this event_id.
+    Duplicate,
+    /// Refused; the reason says why.
+    Rejected,
+}
+
+/// One event the Worker answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Confirmed {
+    /// The event's id.
+    pub id: String,
+    /// The Worker's answer.
+    pub status: Answered,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChunkRecord {
+    confirmed: Vec<Confirmed>,
+}
+
+/// Why a journal cannot be used.
+#[derive(Debug)]
+pub enum JournalError {
+    /// Reading or writing it failed.
+    Io { path: PathBuf, source: io::Error },
+    /// A line other than the last could not be read.
+    Damaged {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// It belongs to another file content, endpoint, site or options.
+    Mismatch {
+        path: PathBuf,
+        differ: Vec<&'static str>,
+    },
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const START_OVER: &str = "delete it to send the file from the start (events the \
+             Worker already has are answered as duplicates, not counted twice)";
+        match self {
+            JournalError::Io { path, source } => {
+                write!(f, "journal {}: {source}", path.display())
+            }
+            JournalError::Damaged { path, line, reason } => write!(
+                f,
+                "journal {} is damaged at line {line} ({reason}); {START_OVER}",
+                path.display()
+            ),
+            JournalError::Mismatch { path, differ } => write!(
+                f,
+                "journal {} belongs to another run: {} changed since it was written; \
+                 it is not resumed; {START_OVER}",
+                path.display(),
+                differ.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JournalError {}
+
+/// An open journal, ready for appending.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    /// Every event confirmed so far, by event_id.
+    pub confirmed: HashMap<String, Confirmed>,
+}
+
+impl Journal {
+    /// The journal of `input`: beside it, named `<input>.ttedge-journal`.
+    pub fn path_for(input: &Path) -> PathBuf {
+        let mut name = input.as_os_str().to_owned();
+        name.push(".ttedge-journal");
+        PathBuf::from(name)
+    }
+
+    /// Opens the journal at `path` for `identity`: a new one when there is none (or only a
+    /// cut-short first line), else the confirmed events of the one there, when it belongs
+    /// to `identity`.
+    pub fn open(path: &Path, identity: &Identity) -> Result<Journal, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let text = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(io(error)),
+        };
+        // A line is complete only with its line end; anything after the last one is a
+        // write cut short by a kill.
+        let complete = text
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |end| end + 1);
+        let mut confirmed = HashMap::new();
+        let mut lines = text[..complete].split(|&b| b == b'\n');
+        let damaged = |line: usize, reason: String| JournalError::Damaged {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let fresh = complete == 0;
+        if !fresh {
+            let first = lines.next().unwrap_or_default();
+            let header: Header = serde_json::from_slice(first)
+                .map_err(|e| damaged(1, format!("not a ttedge journal header: {e}")))?;
+            if header.ttedge_journal != VERSION {
+                return Err(damaged(
+                    1,
+                    format!("format {} is not {VERSION}", header.ttedge_journal),
+                ));
+            }
+            let differ = header.identity.differences(identity);
+            if !differ.is_empty() {
+                return Err(JournalError::Mismatch {
+                    path: path.to_path_buf(),
+                    differ,
+                });
+            }
+            for (number, line) in lines.enumerate() {
+                if line.is_empty() {
+                    continue;
+                }
+                let record: ChunkRecord =
+                    serde_json::from_slice(line).map_err(|e| damaged(number + 2, e.to_string()))?;
+                for event in record.confirmed {
+                    confirmed.insert(event.id.clone(), event);
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        // Drop a cut-short last line before appending after it.
+        file.set_len(complete as u64).map_err(io)?;
+        let mut journal = Journal {
+            path: path.to_path_buf(),
+            file,
+            confirmed,
+        };
+        if fresh {
+            let header = Header {
+                ttedge_journal: VERSION,
+                identity: identity.clone(),
+            };
+            journal.write_line(&header)?;
+        }
+        Ok(journal)
+    }
+
+    /// Records a chunk the Worker answered, and makes it durable before returning.
+    pub fn append(&mut self, chunk: Vec<Confirmed>) -> Result<(), JournalError> {
+        let record = ChunkRecord { confirmed: chunk };
+        self.write_line(&record)?;
+        for event in record.confirmed {
+            self.confirmed.insert(event.id.clone(), event);
+        }
+        Ok(())
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_line(&mut self, value: &impl Serialize) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut line = serde_json::to_vec(value).map_err(|e| io(e.into()))?;
+        line.push(b'\n');
+        // One write of a whole line, at the end, then fsync: a kill leaves at most a
+        // cut-short last line, which `open` drops.
+        use std::io::Seek as _;
+        self.file.seek(io::SeekFrom::End(0)).map_err(io)?;
+        self.file.write_all(&line).map_err(io)?;
+        self.file.sync_data().map_err(io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity {
+            file_sha256: "ab".repeat(32),
+            endpoint: "https://t.shop.com".into(),
+            site: "t.shop.com".into(),
+            map: vec!["buyer=email".into()],
+            timezone: "UTC".into(),
+            no_custom_events: false,
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "ttedge-journal-{}-{name}.ttedge-journal",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    fn confirmed(id: &str, status: Answered) -> Confirmed {
+        Confirmed {
+            id: id.into(),
+            status,
+            reason: (status == Answered::Rejected).then(|| "too old".into()),
+        }
+    }
+
+    #[test]
+    fn path_is_beside_the_input() {
+        assert_eq!(
+            Journal::path_for(Path::new("/data/orders.csv")),
+            Path::new("/data/orders.csv.ttedge-journal")
+        );
+    }
+
+    #[test]
+    fn resumes_what_was_confirmed() {
+        let path = temp("resume");
+        let mut journal = Journal::open(&path, &identity()).unwrap();
+        assert!(journal.confirmed.is_empty());
+        journal
+            .append(vec![
+                confirmed("a", Answered::Ready),
+                confirmed("b", Answered::Duplicate),
+            ])
+            .unwrap();
+        journal
+            .append(vec![confirmed("c", Answered::Rejected)])
+            .unwrap();
+        drop(journal);
+        let again = Journal::open(&path, &identity()).unwrap();
+        assert_eq!(again.confirmed.len(), 3);
+        assert_eq!(again.confirmed["b"].status, Answered::Duplicate);
+        assert_eq!(again.confirmed["c"].reason.as_deref(), Some("too old"));
+        // One header line and two chunk lines.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_cut_short_last_line_is_dropped_and_appended_over() {
+        let path = temp("torn");
+        let mut journal = Journal::open(&path, &identity()).unwrap();
+        journal
+            .append(vec![confirmed("a", Answered::Ready)])
+            .unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"confirmed\":[{\"id\":\"b\",\"sta")
+            .unwrap();
+        drop(file);
+        let mut journal = Journal::open(&path, &identity()).unwrap();
+        assert_eq!(journal.confirmed.len(), 1);
+        journal
+            .append(vec![confirmed("b", Answered::Ready)])
+            .unwrap();
+        drop(journal);
+        let again = Journal::open(&path, &identity()).unwrap();
+        assert_eq!(again.confirmed.len(), 2);
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .all(|line| serde_json::from_str::<serde_json::Value>(line).is_ok()));
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_cut_short_header_starts_a_new_journal() {
+        let path = temp("torn-header");
+        std::fs::write(&path, b"{\"ttedge_jour").unwrap();
+        let journal = Journal::open(&path, &identity()).unwrap();
+        assert!(journal.confirmed.is_empty());
+        drop(journal);
+        assert!(Journal::open(&path, &identity()).is_ok());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn damage_inside_is_refused_with_its_line() {
+        let path = temp("damaged");
+        let mut journal = Journal::open(&path, &identity()).unwrap();
+        journal
+            .append(vec![confirmed("a", Answered::Ready)])
+            .unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"garbage\n{\"confirmed\":[]}\n").unwrap();
+        drop(file);
+        let error = Journal::open(&path, &identity()).err().unwrap();
+        assert!(
+            matches!(error, JournalError::Damaged { line: 3, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("delete it"), "{error}");
+
+        std::fs::write(&path, b"not json\n").unwrap();
+        let error = Journal::open(&path, &identity()).err().unwrap();
+        assert!(
+            matches!(error, JournalError::Damaged { line: 1, .. }),
+            "{error}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn another_file_or_target_is_refused_naming_what_changed() {
+        let path = temp("mismatch");
+        drop(Journal::open(&path, &identity()).unwrap());
+        let mut other = identity();
+        other.file_sha256 = "cd".repeat(32);
+        other.site = "u.shop.com".into();
+        let error = Journal::open(&path, &other).err().unwrap();
+        match &error {
+            JournalError::Mismatch { differ, .. } => {
+                assert_eq!(differ, &["the file's content", "--site"])
+            }
+            _ => panic!("{error}"),
+        }
+        let mut zone = identity();
+        zone.timezone = "Asia/Jakarta".into();
+        let error = Journal::open(&path, &zone).err().unwrap();
+        assert!(error.to_string().contains("--timezone changed"), "{error}");
+        // The journal was left as it was.
+        assert!(Journal::open(&path, &identity()).is_ok());
+        std::fs::remove_file(&path).unwrap();
+    }
+}
