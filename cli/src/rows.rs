@@ -5,23 +5,22 @@
 //! core's (`ttedge_core::offline`), shared with the Worker's upload endpoint; this module
 //! adds the file, JSON Lines and IANA time zones (jiff).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context as _;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use ttedge_core::offline::csv::strip_bom;
-use ttedge_core::offline::{cells, csv_rows as core_csv_rows, CivilDateTime, LocalTime};
+use ttedge_core::offline::{csv_rows as core_csv_rows, CivilDateTime, LocalTime};
 
-pub use ttedge_core::offline::{ColumnMap, Field};
+pub use ttedge_core::offline::{Cells, ColumnMap, Field};
 
 /// One row's cells by field, or why the row could not be read.
 pub struct Row {
     /// 1-based physical line the row starts on.
     pub line: usize,
     /// The cells, or the reason the row is unreadable.
-    pub cells: Result<HashMap<Field, String>, String>,
+    pub cells: Result<Cells, String>,
 }
 
 /// The layout of an offline file.
@@ -62,10 +61,7 @@ pub fn csv_rows(text: &str, map: &ColumnMap) -> anyhow::Result<Vec<Row>> {
         .into_iter()
         .map(|row| Row {
             line: row.line,
-            cells: row
-                .cells
-                .map(|cells| cells.iter().map(|(f, c)| (f, c.to_string())).collect())
-                .map_err(|error| error.to_string()),
+            cells: row.cells.map_err(|error| error.to_string()),
         })
         .collect())
 }
@@ -92,11 +88,11 @@ pub fn json_rows(text: &str, map: &ColumnMap) -> Vec<Row> {
 fn json_cells(
     object: serde_json::Map<String, serde_json::Value>,
     map: &ColumnMap,
-) -> Result<HashMap<Field, String>, String> {
+) -> Result<Cells, String> {
     use serde_json::Value;
     let keys: Vec<String> = object.keys().cloned().collect();
     let columns = map.columns(&keys);
-    let mut cells = HashMap::new();
+    let mut cells = Cells::default();
     for (field, (key, value)) in columns.into_iter().zip(object) {
         let Some(field) = field else { continue };
         let text = match value {
@@ -114,14 +110,9 @@ fn json_cells(
                 .join("|"),
             _ => return Err(format!("{key}: expected a string or a number")),
         };
-        cells.insert(field, text);
+        cells.set(field, text);
     }
     Ok(cells)
-}
-
-/// Content ids in one cell: separated by `|`, `,` or `;`, each trimmed.
-pub fn content_ids(cell: &str) -> Vec<&str> {
-    cells::content_ids(cell)
 }
 
 /// Local times in an IANA zone. A local time that a daylight-saving change skips is moved
@@ -146,22 +137,18 @@ impl LocalTime for Zone<'_> {
     }
 }
 
-/// A timestamp cell as epoch milliseconds (core's rules), local times in `zone`.
-pub fn timestamp_ms(cell: &str, zone: &TimeZone) -> Result<i64, String> {
-    cells::timestamp_ms(cell, &Zone(zone)).map_err(|error| error.to_string())
-}
-
-/// A value cell: a non-negative decimal number with `.` as the decimal point.
-pub fn value(cell: &str) -> Result<Option<f64>, String> {
-    cells::value(cell).map_err(|error| error.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn utc() -> TimeZone {
         TimeZone::UTC
+    }
+
+    /// A timestamp cell through core's rules, local times in `zone`.
+    fn timestamp_ms(cell: &str, zone: &TimeZone) -> Result<i64, String> {
+        ttedge_core::offline::cells::timestamp_ms(cell, &Zone(zone))
+            .map_err(|error| error.to_string())
     }
 
     #[test]

@@ -27,7 +27,7 @@ use ttedge_core::tiktok::TrackProperties;
 
 use crate::journal::{self, Answered, Confirmed, Journal};
 use crate::progress::Progress;
-use crate::rows::{self, ColumnMap, Field, Format};
+use crate::rows::{self, ColumnMap, Format};
 use crate::upload::{self, Client, RetryPolicy, UploadAnswer, UploadError};
 use crate::{preview, score, BadInput, Outcome, Prepared, Problem};
 
@@ -559,28 +559,8 @@ fn prepare_row(
     now_ms: i64,
 ) -> Result<(PreparedEvent<'static>, Option<String>), String> {
     let cells = row.cells.as_ref().map_err(Clone::clone)?;
-    let cell = |field| cells.get(&field).map(String::as_str);
-    let timestamp_ms = cell(Field::Timestamp)
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| rows::timestamp_ms(t, zone))
-        .transpose()?;
-    let value = match cell(Field::Value) {
-        Some(cell) => rows::value(cell)?,
-        None => None,
-    };
-    let offline = OfflineRow {
-        email: cell(Field::Email),
-        phone: cell(Field::Phone),
-        external_id: cell(Field::ExternalId),
-        order_id: cell(Field::OrderId),
-        event: cell(Field::Event),
-        value,
-        currency: cell(Field::Currency),
-        timestamp_ms,
-        content_ids: cell(Field::ContentIds)
-            .map(rows::content_ids)
-            .unwrap_or_default(),
-    };
+    let offline =
+        OfflineRow::from_cells(cells, &rows::Zone(zone)).map_err(|error| error.to_string())?;
     let event = to_collect_event(&offline, &destination.names, now_ms, MAX_AGE_MS)
         .map_err(|error| error.to_string())?;
     let request = prepare_request(vec![event.clone()], ctx, destination);

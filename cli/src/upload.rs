@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// The most events the Worker takes in one call.
-pub const MAX_EVENTS: usize = 1_000;
-/// The largest body the Worker takes in one call: 1 MiB.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use ttedge_core::offline::{
+    MAX_UPLOAD_BYTES as MAX_BODY_BYTES, MAX_UPLOAD_EVENTS as MAX_EVENTS,
+};
 /// The longest `Retry-After` honoured; a longer one is waited this long, then retried.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 

@@ -33,7 +33,7 @@ use ttedge_core::event::{parse_collect, CollectEvent, Source};
 use ttedge_core::mapping::NameRules;
 use ttedge_core::offline::{
     check_date, csv_rows, to_collect_event, ColumnMap, CsvRow, FixedOffset, OfflineRow, DAY_MS,
-    MAX_AGE_MS,
+    MAX_AGE_MS, MAX_UPLOAD_BYTES, MAX_UPLOAD_EVENTS,
 };
 use ttedge_core::pipeline::{prepare, RequestContext};
 use worker::{Env, Request, Response};
@@ -43,10 +43,10 @@ use crate::config::{self, SiteConfig};
 use crate::error::ApiError;
 use crate::runtime;
 
-/// The most events one upload may carry.
-pub const MAX_EVENTS: usize = 1_000;
+/// The most events one upload may carry (core's, which `ttedge send` chunks to).
+pub const MAX_EVENTS: usize = MAX_UPLOAD_EVENTS;
 /// The largest upload body: 1 MiB.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = MAX_UPLOAD_BYTES;
 /// The Worker var that sets the oldest accepted event, in days.
 pub const MAX_AGE_VAR: &str = "OFFLINE_MAX_AGE_DAYS";
 

@@ -37,6 +37,11 @@ pub const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
 
 /// The oldest offline event TikTok accepts: 28 days, in milliseconds.
 pub const MAX_AGE_MS: i64 = 28 * DAY_MS;
+/// The most events one call to the Worker's upload endpoint may carry (`ttedge send` cuts
+/// its chunks to it).
+pub const MAX_UPLOAD_EVENTS: usize = 1_000;
+/// The largest body of one call to the upload endpoint: 1 MiB.
+pub const MAX_UPLOAD_BYTES: usize = 1024 * 1024;
 
 /// An offline event's time must be given, not after `now_ms`, and at most `max_age_ms`
 /// old, as TikTok accepts them. `ttedge send` and the upload endpoint both check with this.
