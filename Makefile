@@ -10,7 +10,7 @@ CARGO ?= cargo
 help:
 	@echo "make dev   - wrangler dev on 127.0.0.1:8787 with a local TikTok sandbox (or TikTok, with .dev.vars)"
 	@echo "make test  - formatting, lints, unit/property/fixture/command tests, wasm32 core, end-to-end tests"
-	@echo "make bench - criterion benchmark of the core pipeline (10,000 events), RUNS=3 times"
+	@echo "make bench - criterion benchmarks: the core pipeline (10,000 events, RUNS=3 times), then offline CSV rows"
 	@echo "make bench-send - rows/s of ttedge send: reading alone, and end to end to wrangler dev (100,000 rows)"
 	@echo "make fuzz  - cargo-fuzz, every target FUZZ_SECONDS (600) each; installs cargo-fuzz when missing"
 	@echo "make soak  - 100,000 events through wrangler dev, a failing TikTok and 3 kill -9s"

@@ -36,3 +36,7 @@ for run in $(seq "$runs"); do
 done
 echo
 printf '%s\n' "${summary[@]}"
+
+# Offline rows (core/benches/offline.rs): CSV reading, and CSV to hashed TikTok elements.
+echo
+cargo bench -p ttedge-core --bench offline -- --noplot | grep -E '^offline/|^ +(time|thrpt):'
