@@ -156,6 +156,19 @@ impl Site {
         self.send(method, path, Some(&self.admin_token), body).await
     }
 
+    /// Adds or replaces the destination of `host` through the admin API; fails unless it
+    /// answers 200 or 201. Answers the destination as the API shows it.
+    pub async fn put_destination(&self, host: &str, settings: &Value) -> anyhow::Result<Value> {
+        let path = format!("/admin/api/destinations/{host}");
+        let (status, answer) = self
+            .admin(reqwest::Method::PUT, &path, Some(&settings.to_string()))
+            .await?;
+        if status != 200 && status != 201 {
+            bail!("PUT {path} answered {status}: {answer}");
+        }
+        Ok(answer)
+    }
+
     /// `GET path` with the admin token; fails unless it answers 200.
     pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
         let (status, body) = self.admin(reqwest::Method::GET, path, None).await?;

@@ -156,14 +156,7 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
         "pixel_id": PIXEL, "access_token": TOKEN, "live": true, "site_origins": [ORIGIN],
         "webhook_secret": WEBHOOK_SECRET, "cod_checkout_events": ["CodOrder"],
     });
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{HOST}"),
-            Some(&settings.to_string()),
-        )
-        .await?;
-    assert_eq!(status, 201, "{answer}");
+    let answer = site.put_destination(HOST, &settings).await?;
     assert_eq!(answer["webhook_secret_set"], true, "{answer}");
     assert_eq!(answer["cod_days"], 60, "{answer}");
     assert!(!answer.to_string().contains(WEBHOOK_SECRET), "{answer}");

@@ -33,14 +33,7 @@ async fn start() -> anyhow::Result<Site> {
         "live": true,
         "site_origins": ["https://shop-dash.test"],
     });
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{HOST}"),
-            Some(&settings.to_string()),
-        )
-        .await?;
-    anyhow::ensure!(status == 201, "PUT answered {status}: {answer}");
+    site.put_destination(HOST, &settings).await?;
     Ok(site)
 }
 

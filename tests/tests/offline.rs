@@ -5,7 +5,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
-use reqwest::Method;
 use serde_json::{json, Value};
 use ttedge_e2e::Site;
 
@@ -82,14 +81,7 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
         "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
         "site_origins": ["https://shop-o.test"],
     });
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{HOST}"),
-            Some(&settings.to_string()),
-        )
-        .await?;
-    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+    site.put_destination(HOST, &settings).await?;
 
     let now = now_ms();
     let body = [
@@ -369,11 +361,7 @@ async fn csv_chunks_end_to_end() -> anyhow::Result<()> {
         "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
         "site_origins": ["https://shop-o.test"],
     });
-    let path = format!("/admin/api/destinations/{HOST}");
-    let (status, answer) = site
-        .admin(Method::PUT, &path, Some(&settings.to_string()))
-        .await?;
-    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+    site.put_destination(HOST, &settings).await?;
 
     let now = now_ms();
     let t1 = bangkok(now - DAY_MS);
@@ -580,14 +568,7 @@ async fn offline_events_go_to_the_offline_event_set() -> anyhow::Result<()> {
         "live": true, "site_origins": ["https://shop-set.test"],
         "offline_event_set_id": SET_ID,
     });
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{SET_HOST}"),
-            Some(&settings.to_string()),
-        )
-        .await?;
-    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+    let answer = site.put_destination(SET_HOST, &settings).await?;
     assert_eq!(answer["offline_event_set_id"], SET_ID, "{answer}");
 
     let now = now_ms();

@@ -25,7 +25,6 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
-use reqwest::Method;
 use serde_json::{json, Value};
 use ttedge_e2e::{repo_root, Site};
 
@@ -170,14 +169,7 @@ async fn ttedge_send_end_to_end() -> anyhow::Result<()> {
         "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
         "site_origins": ["https://shop-send.test"],
     });
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{HOST}"),
-            Some(&settings.to_string()),
-        )
-        .await?;
-    assert!(status == 201 || status == 200, "PUT: {status} {answer}");
+    site.put_destination(HOST, &settings).await?;
 
     messy_export(&binary, &site).await?;
     whole_big_file(&binary, &site).await?;

@@ -14,7 +14,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context as _};
-use reqwest::Method;
 use serde_json::json;
 use ttedge_e2e::browser::{Browser, BrowserOptions};
 use ttedge_e2e::{repo_root, Site};
@@ -143,14 +142,7 @@ async fn a_messy_csv_is_uploaded_from_the_dashboard_in_chunks() -> anyhow::Resul
         "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
         "site_origins": ["https://shop-u.test"],
     });
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{HOST}"),
-            Some(&settings.to_string()),
-        )
-        .await?;
-    ensure!(status == 201 || status == 200, "PUT: {status} {answer}");
+    site.put_destination(HOST, &settings).await?;
 
     let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let export = export(now);
