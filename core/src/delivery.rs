@@ -90,11 +90,15 @@ pub enum Metric {
     /// Events stored whose page reported the pixel blocked or absent: the browser pixel
     /// could not have sent them.
     PixelMissing,
+    /// Events that received a stored email, phone or external id (identity resolution).
+    Enriched,
+    /// Score points those events gained, in hundredths.
+    EnrichmentGain,
 }
 
 impl Metric {
     /// Every metric, in the order health lists them.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 18] = [
         Metric::Received,
         Metric::Sent,
         Metric::Delivered,
@@ -111,6 +115,8 @@ impl Metric {
         Metric::Conversions,
         Metric::ConversionsUnseen,
         Metric::PixelMissing,
+        Metric::Enriched,
+        Metric::EnrichmentGain,
     ];
 }
 

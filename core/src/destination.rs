@@ -93,6 +93,14 @@ pub struct DestinationSettings {
     /// TikTok names counted as conversions besides [`crate::health::CONVERSIONS`].
     #[serde(default)]
     pub conversion_events: Vec<String>,
+    /// Days a browser's identity (hashed email, phone, external id) is kept from its last
+    /// use, for identity resolution; 0 turns it off (see [`crate::identity`]).
+    #[serde(default = "default_identity_days")]
+    pub identity_days: u32,
+}
+
+fn default_identity_days() -> u32 {
+    crate::identity::DEFAULT_DAYS
 }
 
 fn default_custom_events() -> bool {
@@ -118,6 +126,7 @@ impl fmt::Debug for DestinationSettings {
             .field("custom_events", &self.custom_events)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("conversion_events", &self.conversion_events)
+            .field("identity_days", &self.identity_days)
             .finish()
     }
 }
@@ -263,6 +272,16 @@ pub fn parse_settings(
     }
 
     settings.conversion_events = check_conversions(&settings.conversion_events)?;
+
+    if settings.identity_days > crate::identity::MAX_DAYS {
+        return Err(SettingsError::invalid(
+            "identity_days",
+            format!(
+                "must be from 0 (identity resolution off) to {}",
+                crate::identity::MAX_DAYS
+            ),
+        ));
+    }
     Ok(settings)
 }
 
@@ -699,6 +718,7 @@ mod tests {
                 custom_events: true,
                 rate_limit_per_minute: DEFAULT_LIMIT_PER_MINUTE,
                 conversion_events: Vec::new(),
+                identity_days: crate::identity::DEFAULT_DAYS,
             }
         );
     }
@@ -1130,6 +1150,20 @@ mod tests {
         );
         for ok in [1, MAX_RATE_LIMIT_PER_MINUTE] {
             assert!(parse(with("rate_limit_per_minute", json!(ok))).is_ok());
+        }
+    }
+
+    #[test]
+    fn identity_days_bounds() {
+        refused(
+            with("identity_days", json!(crate::identity::MAX_DAYS + 1)),
+            "identity_days",
+        );
+        refused(with("identity_days", json!(-1)), "identity_days");
+        refused(with("identity_days", json!("90")), "identity_days");
+        for ok in [0, 1, crate::identity::MAX_DAYS] {
+            let settings = parse(with("identity_days", json!(ok))).unwrap();
+            assert_eq!(settings.identity_days, ok);
         }
     }
 

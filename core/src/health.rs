@@ -95,6 +95,10 @@ pub struct Counts {
     pub conversions_unseen: u64,
     /// Events stored whose page reported the pixel blocked or absent.
     pub pixel_missing: u64,
+    /// Events that received a stored email, phone or external id.
+    pub enriched: u64,
+    /// Score points enriched events gained, in hundredths.
+    pub enrichment_gain: u64,
 }
 
 impl Counts {
@@ -117,6 +121,8 @@ impl Counts {
             Metric::Conversions => &mut self.conversions,
             Metric::ConversionsUnseen => &mut self.conversions_unseen,
             Metric::PixelMissing => &mut self.pixel_missing,
+            Metric::Enriched => &mut self.enriched,
+            Metric::EnrichmentGain => &mut self.enrichment_gain,
         }
     }
 
@@ -316,6 +322,28 @@ pub struct HealthReport {
     pub emq: EmqReport,
     /// Recovery over the last 7 days.
     pub recovery: Recovery,
+    /// Identity resolution over the last 7 days.
+    pub identity: IdentityReport,
+}
+
+/// Identity resolution over the 7-day window: what the stored identities added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdentityReport {
+    /// Events that received a stored email, phone or external id.
+    pub enriched: u64,
+    /// Mean score points those events gained; `None` before any.
+    pub mean_gain: Option<f64>,
+}
+
+impl IdentityReport {
+    /// The report of summed counts.
+    pub fn from_counts(counts: &Counts) -> Self {
+        IdentityReport {
+            enriched: counts.enriched,
+            mean_gain: (counts.enriched > 0)
+                .then(|| counts.enrichment_gain as f64 / counts.enriched as f64 / 100.0),
+        }
+    }
 }
 
 /// Builds the report at `now_ms` from the kept buckets (in any order; several buckets of the
@@ -349,6 +377,7 @@ pub fn report(buckets: &[HourBucket], now_ms: u64) -> HealthReport {
             pixel_missing: week.counts.pixel_missing,
             pixel_missing_share: ratio(week.counts.pixel_missing, week.counts.received),
         },
+        identity: IdentityReport::from_counts(&week.counts),
     }
 }
 
@@ -739,6 +768,8 @@ mod tests {
                 (Metric::ConversionsUnseen, 2),
                 (Metric::Received, 8),
                 (Metric::PixelMissing, 2),
+                (Metric::Enriched, 2),
+                (Metric::EnrichmentGain, 5_500),
             ],
             &[],
         );
@@ -754,6 +785,8 @@ mod tests {
         too_old.quality.add(&score(&full, Source::Browser));
 
         let r = report(&[now_hour, old, too_old], NOW);
+        assert_eq!(r.identity.enriched, 2);
+        assert_eq!(r.identity.mean_gain, Some(27.5), "(30 + 25) / 2 points");
         assert_eq!(r.emq.events, 3);
         let mean = r.emq.mean.unwrap();
         assert!((mean - (100.0 + 75.0 + 4.5) / 3.0).abs() < 1e-9, "{mean}");
