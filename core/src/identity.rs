@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cookie;
 use crate::destination::DAY_MS;
 use crate::event::{Consent, Signal, Source};
 use crate::hashing::Sha256Hex;
@@ -93,6 +94,20 @@ pub fn allowed(consent: Option<&Consent>, source: Source, new_ttp: bool) -> Iden
         new_ttp,
         offline: source == Source::Offline,
     }
+}
+
+/// The browser ttp whose identity an erasure names: the event's own ttp, else the request's
+/// `_ttp` cookie (an event that also denies `ad_storage` carries none, yet the browser is
+/// the same).
+pub fn erasure_ttp<'a>(
+    event_ttp: Option<&'a str>,
+    cookie_header: Option<&'a str>,
+) -> Option<&'a str> {
+    event_ttp.or_else(|| {
+        cookie_header
+            .and_then(|header| cookie::get(header, cookie::TTP))
+            .filter(|ttp| cookie::is_cookie_value(ttp))
+    })
 }
 
 /// What an identity is found by.
@@ -338,6 +353,14 @@ mod tests {
             allowed(Some(&granted), Source::Offline, false).source(),
             Source::Offline
         );
+    }
+
+    #[test]
+    fn erasure_names_the_event_ttp_or_the_cookie() {
+        assert_eq!(erasure_ttp(Some("own"), Some("_ttp=cookie")), Some("own"));
+        assert_eq!(erasure_ttp(None, Some("a=1; _ttp=cookie")), Some("cookie"));
+        assert_eq!(erasure_ttp(None, Some("a=1")), None);
+        assert_eq!(erasure_ttp(None, None), None);
     }
 
     #[test]

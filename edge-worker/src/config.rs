@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use ttedge_core::cookie::PublicSuffixList;
 use ttedge_core::destination::origin_problem;
+use ttedge_core::identity;
 use ttedge_core::pipeline::Destination;
 use ttedge_core::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
 use ttedge_core::seal::{self, MasterKey};
@@ -113,6 +114,8 @@ pub struct SiteConfig {
     /// TikTok names counted as conversions besides `CompletePayment`, `PlaceAnOrder` and
     /// `Purchase`.
     pub conversion_events: Vec<String>,
+    /// Days identities are kept from last use; 0 turns identity resolution off.
+    pub identity_days: u32,
 }
 
 impl SiteConfig {
@@ -157,6 +160,19 @@ impl SiteConfig {
                 problems.push(format!("SITE_ORIGINS: {problem}"));
             }
         }
+        let identity_days = match var(env, "IDENTITY_DAYS") {
+            None => identity::DEFAULT_DAYS,
+            Some(text) => match text.parse::<u32>() {
+                Ok(days) if days <= identity::MAX_DAYS => days,
+                _ => {
+                    problems.push(format!(
+                        "IDENTITY_DAYS must be a whole number from 0 (off) to {}, found {text:?}",
+                        identity::MAX_DAYS
+                    ));
+                    identity::DEFAULT_DAYS
+                }
+            },
+        };
         let cookie_domain =
             var(env, "COOKIE_DOMAIN").map(|d| d.trim_start_matches('.').to_string());
         let test_event_code = var(env, "TIKTOK_TEST_EVENT_CODE");
@@ -187,6 +203,7 @@ impl SiteConfig {
             timeout_ms,
             live: true,
             conversion_events: Vec::new(),
+            identity_days,
         })
     }
 
@@ -210,6 +227,7 @@ impl SiteConfig {
             timeout_ms,
             live: settings.live,
             conversion_events: settings.conversion_events.clone(),
+            identity_days: settings.identity_days,
         })
     }
 

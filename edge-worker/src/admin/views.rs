@@ -37,6 +37,8 @@ pub struct DestinationView {
     pub cookie_domain: Option<String>,
     /// Requests per sliding minute for the token.
     pub rate_limit_per_minute: u32,
+    /// Days identities are kept from last use; 0: identity resolution is off.
+    pub identity_days: u32,
     /// Where the settings come from, with what only stored destinations have.
     #[serde(flatten)]
     pub kind: DestinationKind,
@@ -91,6 +93,7 @@ impl DestinationView {
             custom_events,
             rate_limit_per_minute,
             conversion_events,
+            identity_days,
         } = stored.settings.clone();
         DestinationView {
             host: Some(stored.host.clone()),
@@ -102,6 +105,7 @@ impl DestinationView {
             site_origins,
             cookie_domain,
             rate_limit_per_minute,
+            identity_days,
             kind: DestinationKind::Admin(Box::new(StoredFields {
                 baseline_pixel_code,
                 event_overrides,
@@ -127,6 +131,7 @@ impl DestinationView {
             site_origins: site.site_origins.clone(),
             cookie_domain: site.cookie_domain.clone(),
             rate_limit_per_minute: site.rate_limit_per_minute,
+            identity_days: site.identity_days,
             kind: DestinationKind::Vars,
         }
     }
@@ -183,6 +188,7 @@ mod tests {
                 custom_events: false,
                 rate_limit_per_minute: 600,
                 conversion_events: vec!["Lead".into()],
+                identity_days: 30,
             },
             sealed_token: "sealed-secret".into(),
             token_mask: "…1234".into(),
@@ -240,6 +246,7 @@ mod tests {
             site_origins: Vec::new(),
             cookie_domain: None,
             rate_limit_per_minute: 1000,
+            identity_days: 90,
             kind: DestinationKind::Vars,
         };
         let value = serde_json::to_value(&view).expect("serialises");
@@ -249,6 +256,7 @@ mod tests {
                 "access_token",
                 "cookie_domain",
                 "host",
+                "identity_days",
                 "live",
                 "offline_event_set_id",
                 "pixel_id",

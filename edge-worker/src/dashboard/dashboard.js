@@ -86,6 +86,8 @@ async function save(f) {
   if (v('access_token')) body.access_token = v('access_token');
   const rate = v('rate_limit_per_minute');
   if (rate) body.rate_limit_per_minute = /^\d+$/.test(rate) ? Number(rate) : rate;
+  const days = v('identity_days');
+  if (days) body.identity_days = /^\d+$/.test(days) ? Number(days) : days;
   let bad = host ? null : ['host', 'Enter the host this Worker is routed on, such as t.shop.com.'];
   lines('event_overrides').forEach((l, i) => {
     const p = l.split('=').map(s => s.trim());

@@ -80,7 +80,7 @@ const MAIN: [Field; 6] = [
 ];
 
 /// The fields under Advanced.
-const ADVANCED: [Field; 6] = [
+const ADVANCED: [Field; 7] = [
     field(
         "cookie_domain",
         "Cookie domain",
@@ -119,6 +119,13 @@ const ADVANCED: [Field; 6] = [
         Kind::Lines,
         "One TikTok event name per line, counted as conversions besides CompletePayment, \
          PlaceAnOrder and Purchase.",
+    ),
+    field(
+        "identity_days",
+        "Identity days",
+        Kind::Text,
+        "Days a browser's hashed email, phone and external id are kept from last use, so its \
+         later events carry them (with consent); 0 turns it off; empty: 90.",
     ),
 ];
 
@@ -263,6 +270,7 @@ fn value(d: &DestinationView, name: &str) -> String {
             })
             .unwrap_or_default(),
         "rate_limit_per_minute" => d.rate_limit_per_minute.to_string(),
+        "identity_days" => d.identity_days.to_string(),
         "conversion_events" => stored
             .map(|s| s.conversion_events.join("\n"))
             .unwrap_or_default(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use ttedge_core::destination::{Baseline, BaselineRecovery};
 use ttedge_core::health::{
-    self, Counts, EmqReport, HourPoint, Recovery, WindowTotals, Windows, HOUR_MS,
+    self, Counts, EmqReport, HourPoint, IdentityReport, Recovery, WindowTotals, Windows, HOUR_MS,
 };
 use ttedge_core::quality::{Coaching, Factor, Grade, MatchQuality, MissingFactor, Points};
 
@@ -48,6 +48,7 @@ fn destination(host: Option<&str>, kind: DestinationKind) -> DestinationView {
         site_origins: vec!["https://shop.com".into()],
         cookie_domain: None,
         rate_limit_per_minute: 1000,
+        identity_days: 90,
         kind,
     }
 }
@@ -174,6 +175,10 @@ fn health() -> Health {
                 recovered_share: Some(0.25),
             }],
         },
+        identity: IdentityReport {
+            enriched: 12,
+            mean_gain: Some(27.5),
+        },
     }
 }
 
@@ -282,6 +287,8 @@ fn figures_carry_their_metric_names() {
         ("emq.mean", "63.4"),
         ("emq.events", "200"),
         ("emq.below_threshold_share", "40.0"),
+        ("identity.enriched", "12"),
+        ("identity.mean_gain", "27.5"),
         ("emq.histogram.0", "0"),
         ("emq.histogram.7", "60"),
         ("emq.most_missing.0.events", "3"),
@@ -454,6 +461,7 @@ fn figures_without_a_value_show_a_dash() {
             totals: report.recovery,
             baselines: Vec::new(),
         },
+        identity: report.identity,
     };
     let html = render(
         Some(&empty),
@@ -472,6 +480,7 @@ fn figures_without_a_value_show_a_dash() {
         "emq.below_threshold_share",
         "recovery.unseen_share",
         "recovery.pixel_missing_share",
+        "identity.mean_gain",
     ] {
         assert_eq!(metric(&html, name), Some(NONE), "{name}");
     }
@@ -596,6 +605,7 @@ fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView 
         site_origins: vec!["https://shop.com".into(), "https://www.shop.com".into()],
         cookie_domain: Some("shop.com".into()),
         rate_limit_per_minute: 600,
+        identity_days: 30,
         kind: DestinationKind::Admin(Box::new(StoredFields {
             baseline_pixel_code: Some("CBASE1".into()),
             event_overrides: BTreeMap::from([("order_placed".into(), "PlaceAnOrder".into())]),
@@ -750,6 +760,7 @@ fn the_edit_form_holds_the_stored_settings() {
     assert!(tag_with_id(&html, "f-baseline_pixel_code").contains("value=\"CBASE1\""));
     assert!(tag_with_id(&html, "f-offline_event_set_id").contains("value=\"7301234567890123456\""));
     assert!(tag_with_id(&html, "f-rate_limit_per_minute").contains("value=\"600\""));
+    assert!(tag_with_id(&html, "f-identity_days").contains("value=\"30\""));
     assert!(tag_with_id(&html, "f-cookie_domain").contains("value=\"shop.com\""));
     assert!(!tag_with_id(&html, "f-custom_events").contains("checked"));
     for text in [
@@ -797,6 +808,7 @@ fn each_field_has_its_error_slot_right_after_it() {
         "custom_events",
         "rate_limit_per_minute",
         "conversion_events",
+        "identity_days",
         "host",
     ] {
         assert!(names.contains(&path_root), "{path_root}");

@@ -11,10 +11,13 @@
 //! - [`intake`]: what goes into the queue, and [`group`]: requests that come together
 //!   are stored together;
 //! - [`send_loop`]: the alarm, and the one way a request reaches TikTok;
-//! - [`report`]: health, the queue's state and parked events, as typed answers.
+//! - [`report`]: health, the queue's state and parked events, as typed answers;
+//! - [`identity`]: identity resolution's table, used at intake, at send time and for
+//!   data-subject requests.
 
 pub mod client;
 mod group;
+mod identity;
 mod intake;
 mod migrate;
 pub mod report;
@@ -24,8 +27,8 @@ mod storage;
 mod test_call;
 
 pub use client::{
-    conversions, enqueue, health, parked, replay, state, test, wake, ConversionQuery, Intake,
-    IntakeEvent, ParkedPage, Replay, TestCall,
+    conversions, enqueue, health, identities, parked, replay, state, test, wake, ConversionQuery,
+    IdentityQuery, Intake, IntakeEvent, ParkedPage, Replay, TestCall,
 };
 
 use routes::Route;
@@ -43,6 +46,8 @@ pub struct Dispatcher {
     storage: std::result::Result<Storage, String>,
     /// Collect requests waiting to be stored with the ones around them.
     groups: group::Groups,
+    /// When expired identities were last deleted.
+    expiry: identity::Expiry,
 }
 
 impl DurableObject for Dispatcher {
@@ -63,6 +68,7 @@ impl DurableObject for Dispatcher {
             env,
             storage,
             groups: group::Groups::default(),
+            expiry: identity::Expiry::default(),
         }
     }
 
@@ -114,6 +120,10 @@ impl DurableObject for Dispatcher {
                     &query.ranges,
                 )?)
             }
+            Route::Identities => {
+                let query: IdentityQuery = body(&mut req).await?;
+                Response::from_json(&identity::query(storage, &query)?)
+            }
         }
     }
 
@@ -123,7 +133,9 @@ impl DurableObject for Dispatcher {
             Err(reason) => return unavailable(reason),
         };
         let fired_ms = now_ms();
-        if let Some(at) = send_loop::run(storage, &self.env).await? {
+        let next = send_loop::run(storage, &self.env).await?;
+        self.expiry.run(storage, now_ms())?;
+        if let Some(at) = next {
             // An alarm set during this run (by an intake) that fires by `at` will do; the
             // one firing now is spent, whatever `get_alarm` says of it.
             match self.state.storage().get_alarm().await? {

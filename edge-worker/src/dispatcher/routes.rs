@@ -25,6 +25,8 @@ pub enum Route {
     Test,
     /// `POST /conversions`: conversions delivered per range of days.
     Conversions,
+    /// `POST /identities`: list or erase stored identities.
+    Identities,
 }
 
 impl Route {
@@ -42,6 +44,7 @@ impl Route {
             Route::Replay => (Method::Post, "/parked/replay"),
             Route::Test => (Method::Post, "/test"),
             Route::Conversions => (Method::Post, "/conversions"),
+            Route::Identities => (Method::Post, "/identities"),
         };
         (method, path.to_string())
     }
@@ -64,6 +67,7 @@ impl Route {
             (Method::Post, "/parked/replay") => Route::Replay,
             (Method::Post, "/test") => Route::Test,
             (Method::Post, "/conversions") => Route::Conversions,
+            (Method::Post, "/identities") => Route::Identities,
             _ => return Ok(None),
         };
         Ok(Some(route))
