@@ -171,7 +171,17 @@ impl Resolver<'_> {
     /// Enriches one event from the stored identities of its ttp and external id (when its
     /// consent allows and it lacks a value), then learns what it carries (when its consent
     /// allows). Events earlier in the same intake are already learned from.
-    pub fn event(&self, event: &IntakeEvent) -> Result<Resolved> {
+    ///
+    /// A storage error costs the event its enrichment, never its place in the queue: it is
+    /// logged (without the event's data) and the event is stored as it came.
+    pub fn event(&self, event: &IntakeEvent) -> Resolved {
+        self.try_event(event).unwrap_or_else(|error| {
+            worker::console_error!("identity resolution: {:?}", error.to_string());
+            Resolved::default()
+        })
+    }
+
+    fn try_event(&self, event: &IntakeEvent) -> Result<Resolved> {
         let usage = event.identity.within(self.days);
         if !usage.learn && !usage.enrich {
             return Ok(Resolved::default());
@@ -215,23 +225,53 @@ impl Resolver<'_> {
             .iter()
             .any(Option::is_some);
         if usage.enrich && has_key && identity::lacks_any(&element.user) {
-            resolved.later = Some(usage);
+            // Only what the send loop needs, so the queue's rows stay small.
+            resolved.later = Some(IdentityUse {
+                enrich: true,
+                offline: usage.offline,
+                ..IdentityUse::default()
+            });
         }
         Ok(resolved)
     }
 }
 
 /// Enriches, at send time, the queued events of a batch that may still be (their meta says
-/// so) from identities learned since they came. Answers what changed, per event.
+/// so) from identities learned since they came. Answers what changed, per event. A storage
+/// error is logged and the batch goes as it was queued.
 pub fn enrich_queued(
     storage: &Storage,
     pixel: &str,
     meta: &[EventMeta],
     elements: &mut [String],
     now_ms: u64,
-) -> Result<Vec<Enriched>> {
-    let mut changed = Vec::new();
-    for (meta, element) in meta.iter().zip(elements.iter_mut()) {
+) -> Vec<Enriched> {
+    match enriched_queued(storage, pixel, meta, elements, now_ms) {
+        Ok(changes) => changes
+            .into_iter()
+            .map(|(at, text, enriched)| {
+                elements[at] = text;
+                enriched
+            })
+            .collect(),
+        Err(error) => {
+            worker::console_error!("identity resolution at send: {:?}", error.to_string());
+            Vec::new()
+        }
+    }
+}
+
+/// The new text of each queued element that a stored identity fills, by index: applied only
+/// once all are known, so an error leaves the batch as it was.
+fn enriched_queued(
+    storage: &Storage,
+    pixel: &str,
+    meta: &[EventMeta],
+    elements: &[String],
+    now_ms: u64,
+) -> Result<Vec<(usize, String, Enriched)>> {
+    let mut changes = Vec::new();
+    for (at, (meta, element)) in meta.iter().zip(elements).enumerate() {
         let Some(usage) = meta.identity.filter(|usage| usage.enrich) else {
             continue;
         };
@@ -242,12 +282,10 @@ pub fn enrich_queued(
         let found = lookup(storage, pixel, &parsed.user, now_ms, MAX_DAYS)?;
         let identities: Vec<Identity> = found.iter().map(|(_, stored)| *stored).collect();
         if let Some(enriched) = identity::enrich(&mut parsed, &identities, usage.source()) {
-            let text = parsed.to_json();
-            *element = text;
-            changed.push(enriched);
+            changes.push((at, parsed.to_json(), enriched));
         }
     }
-    Ok(changed)
+    Ok(changes)
 }
 
 /// Erases the identity of a browser: its ttp's row, and the row of the external id that

@@ -69,7 +69,7 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
                 answer.duplicates.push(event.event_id.clone());
                 continue;
             }
-            let resolved = resolver.event(event)?;
+            let resolved = resolver.event(event);
             if let Some(enriched) = &resolved.enriched {
                 counts.add(Metric::Enriched, 1);
                 counts.add(Metric::EnrichmentGain, enriched.gain());

@@ -134,7 +134,10 @@ impl DurableObject for Dispatcher {
         };
         let fired_ms = now_ms();
         let next = send_loop::run(storage, &self.env).await?;
-        self.expiry.run(storage, now_ms())?;
+        if let Err(error) = self.expiry.run(storage, now_ms()) {
+            // The next hour tries again; the alarm below must not be lost for it.
+            worker::console_error!("identity expiry: {:?}", error.to_string());
+        }
         if let Some(at) = next {
             // An alarm set during this run (by an intake) that fires by `at` will do; the
             // one firing now is spent, whatever `get_alarm` says of it.
