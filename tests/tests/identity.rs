@@ -419,3 +419,71 @@ async fn queued_events_are_enriched_when_their_browser_is_identified() -> anyhow
     assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
     Ok(())
 }
+
+/// `POST /collect/reset` as `curl` would send it: answers the rows erased, names bad input.
+async fn reset(site: &Site, cookie: Option<&str>, body: &str) -> anyhow::Result<(u16, Value)> {
+    let mut request = site
+        .client
+        .post(format!("{}/collect/reset", site.worker.base_url()))
+        .header("Content-Type", "text/plain");
+    if let Some(ttp) = cookie {
+        request = request.header("Cookie", format!("_ttp={ttp}"));
+    }
+    let resp = request.body(body.to_string()).send().await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    let json = serde_json::from_str(&text).with_context(|| format!("{status}: {text}"))?;
+    Ok((status, json))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reset_endpoint_erases_by_cookie_or_body() -> anyhow::Result<()> {
+    let site = start().await?;
+    let identified = |ttp: &'static str, id: &'static str| {
+        let checkout = event(
+            "begin_checkout",
+            id,
+            granted(),
+            Some(json!({"email": "buyer@example.com"})),
+        );
+        (ttp, checkout)
+    };
+    for (ttp, checkout) in [
+        identified("ttp-reset-cookie", "co-r1"),
+        identified("ttp-reset-body", "co-r2"),
+    ] {
+        collect(&site, None, ttp, &checkout).await?;
+    }
+    // By the cookie the browser sends, then again: nothing left.
+    assert_eq!(
+        reset(&site, Some("ttp-reset-cookie"), "").await?,
+        (200, json!({"erased": 1}))
+    );
+    assert_eq!(
+        reset(&site, Some("ttp-reset-cookie"), "").await?,
+        (200, json!({"erased": 0}))
+    );
+    // By the body, as the SDK sends it when the request carries no cookie.
+    assert_eq!(
+        reset(&site, None, r#"{"ttp":"ttp-reset-body"}"#).await?,
+        (200, json!({"erased": 1}))
+    );
+    for (ttp, id) in [("ttp-reset-cookie", "p-r1"), ("ttp-reset-body", "p-r2")] {
+        collect(&site, None, ttp, &event("purchase", id, granted(), None)).await?;
+        let sent = received(&site, id).await?;
+        assert_eq!(sent["user"].get("email"), None, "{sent}");
+    }
+    // Bad input is named.
+    let (status, answer) = reset(&site, None, "{").await?;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (400, &json!("invalid_json"))
+    );
+    let (status, answer) = reset(&site, None, r#"{"ttp":"a b"}"#).await?;
+    assert_eq!(
+        (status, &answer["error"]["path"]),
+        (400, &json!("ttp")),
+        "{answer}"
+    );
+    Ok(())
+}
