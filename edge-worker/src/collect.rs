@@ -202,7 +202,7 @@ async fn handle_reset(
         false => serde_json::from_slice(&body).map_err(|error| {
             ApiError::new(
                 400,
-                "invalid_json",
+                "malformed_json",
                 format!("the reset body must be {{\"ttp\": \"<_ttp>\"}} or empty: {error}"),
             )
         })?,

@@ -477,7 +477,7 @@ async fn the_reset_endpoint_erases_by_cookie_or_body() -> anyhow::Result<()> {
     let (status, answer) = reset(&site, None, "{").await?;
     assert_eq!(
         (status, &answer["error"]["code"]),
-        (400, &json!("invalid_json"))
+        (400, &json!("malformed_json"))
     );
     let (status, answer) = reset(&site, None, r#"{"ttp":"a b"}"#).await?;
     assert_eq!(
