@@ -199,11 +199,12 @@ async fn handle_reset(
         .ok_or_else(|| ApiError::body_too_large(MAX_RESET_BYTES))?;
     let given: ResetBody = match body.iter().all(u8::is_ascii_whitespace) {
         true => ResetBody::default(),
-        false => serde_json::from_slice(&body).map_err(|error| {
+        // serde's message could quote what was sent; this one names the expected shape only.
+        false => serde_json::from_slice(&body).map_err(|_| {
             ApiError::new(
                 400,
                 "malformed_json",
-                format!("the reset body must be {{\"ttp\": \"<_ttp>\"}} or empty: {error}"),
+                "the reset body must be empty or {\"ttp\": \"<the _ttp cookie>\"}",
             )
         })?,
     };
