@@ -68,6 +68,14 @@ pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, se
             "rate_limit_per_minute",
             item.rate_limit_per_minute.to_string(),
         ),
+        (
+            "Identity days",
+            "identity_days",
+            match item.identity_days {
+                0 => "off".to_string(),
+                days => days.to_string(),
+            },
+        ),
         ("Updated (UTC)", "updated_ms", utc(item.updated_ms())),
     ] {
         put!(

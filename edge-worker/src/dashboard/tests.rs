@@ -761,6 +761,13 @@ fn the_edit_form_holds_the_stored_settings() {
     assert!(tag_with_id(&html, "f-offline_event_set_id").contains("value=\"7301234567890123456\""));
     assert!(tag_with_id(&html, "f-rate_limit_per_minute").contains("value=\"600\""));
     assert!(tag_with_id(&html, "f-identity_days").contains("value=\"30\""));
+    assert!(html.contains("<dd data-field=\"identity_days\">30</dd>"));
+    let off = DestinationView {
+        identity_days: 0,
+        ..full_destination("t.shop.com", None)
+    };
+    let off_page = page_with(std::slice::from_ref(&off), None);
+    assert!(off_page.contains("<dd data-field=\"identity_days\">off</dd>"));
     assert!(tag_with_id(&html, "f-cookie_domain").contains("value=\"shop.com\""));
     assert!(!tag_with_id(&html, "f-custom_events").contains("checked"));
     for text in [
