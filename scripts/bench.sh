@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the core pipeline benchmark (criterion), run RUNS times (default 3).
+# `make bench`: the core pipeline benchmark (criterion), run RUNS times (default 3), then
+# identity resolution's match-quality lift on a session corpus (core/examples/identity_lift.rs).
 #
 # This project's machines are shared VMs. Other tenants slow a core down by up to about 1.8×,
 # for minutes at a time, and that only ever adds time. So besides criterion's own report, each
@@ -36,3 +37,8 @@ for run in $(seq "$runs"); do
 done
 echo
 printf '%s\n' "${summary[@]}"
+
+# Identity resolution's lift on the session corpus (README, "Identity resolution"): match
+# quality, not time.
+echo
+cargo run --release -q -p ttedge-core --example identity_lift
