@@ -25,6 +25,8 @@ const OTHER_PIXEL: &str = "C4OTHERPIXEL00000000";
 const BUYER_EMAIL_SHA256: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
 /// `printf %s other@example.com | sha256sum`
 const OTHER_EMAIL_SHA256: &str = "5b71ed5f946240dc76f3b7c24bdcbbc3528284ec5f4519249fb702686f0df5b8";
+/// `printf %s cust-77 | sha256sum`
+const CUSTOMER_SHA256: &str = "0e103e5e09e5d2d255fbbbd08e7deb4d3d96a7922bfeb479d0d76fafd25d4efc";
 /// `printf %s 15551234567 | sha256sum`
 const PHONE_SHA256: &str = "d6736136ea896c1bfdc553e0e86e702c70d060d805696ca3e4e9e0961353860a";
 
@@ -342,6 +344,26 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
     .await?;
     let sent = received(&site, "p-after-erasure").await?;
     assert_eq!(sent["user"].get("email"), None, "{sent}");
+
+    // By external id: a customer who logs in on a second device brings the email along.
+    let laptop = event(
+        "begin_checkout",
+        "co-laptop",
+        granted(),
+        Some(json!({"email": "buyer@example.com", "external_id": "cust-77"})),
+    );
+    collect(&site, None, "ttp-laptop", &laptop).await?;
+    let phone_purchase = event(
+        "purchase",
+        "p-phone",
+        granted(),
+        Some(json!({"external_id": "cust-77"})),
+    );
+    collect(&site, None, "ttp-phone", &phone_purchase).await?;
+    let sent = received(&site, "p-phone").await?;
+    assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
+    assert_eq!(sent["user"]["external_id"], CUSTOMER_SHA256, "{sent}");
+    assert_eq!(sent["user"]["ttp"], "ttp-phone", "{sent}");
 
     // Without sendable_to_ads nothing is learned: the later purchase gets nothing.
     let unsure = json!({"ad_storage": "granted", "ad_user_data": "granted"});
