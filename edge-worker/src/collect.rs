@@ -217,12 +217,12 @@ async fn handle_reset(
             "ttp must be the browser's _ttp cookie value",
         ));
     }
+    let mut ttps: Vec<&str> = from_cookie.into_iter().collect();
+    if let Some(ttp) = from_body.filter(|ttp| !ttps.contains(ttp)) {
+        ttps.push(ttp);
+    }
     let mut erased = 0;
-    for (at, ttp) in [from_cookie, from_body].into_iter().enumerate() {
-        let Some(ttp) = ttp else { continue };
-        if at == 1 && from_cookie == Some(ttp) {
-            continue;
-        }
+    for ttp in ttps {
         let query = dispatcher::IdentityQuery {
             pixel_code: site.destination.pixel_id.clone(),
             ttp: Some(ttp.to_string()),
@@ -283,7 +283,7 @@ fn repeated_ids(events: &[PreparedEvent<'_>]) -> Vec<bool> {
 
 /// What the Dispatcher stores: the ready elements but repeats, each with the identity use
 /// its consent allows, and counts of the rest for health.
-pub(crate) fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Result<Intake> {
+fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Result<Intake> {
     let repeats = repeated_ids(events);
     let mut intake = Intake {
         live: site.live,
