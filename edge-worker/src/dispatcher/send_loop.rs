@@ -203,8 +203,9 @@ async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
     changes.extend(settled.counts.iter().copied());
     record(&mut state, &outcome, u64::from(batch.sent.events), now);
     state.count(now, changes);
-    // Counted once, when the batch is delivered: each attempt enriches it anew.
     if settled.delivered {
+        state.convert(now, &lane_key.pixel_code, u64::from(batch.sent.conversions));
+        // Counted once, when the batch is delivered: each attempt enriches it anew.
         for enriched in &enriched {
             state.count(
                 now,
@@ -218,9 +219,6 @@ async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
                 .quality
                 .rescore(&enriched.before, &enriched.after);
         }
-    }
-    if settled.delivered {
-        state.convert(now, &lane_key.pixel_code, u64::from(batch.sent.conversions));
     }
     if let Some(failure) = &settled.parked {
         let events: Vec<(&EventMeta, &str)> = batch
