@@ -439,6 +439,16 @@ async fn queued_events_are_enriched_when_their_browser_is_identified() -> anyhow
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
+    // Counted once, when delivered, with the 30 points the email added.
+    let health = site
+        .wait_admin(
+            "/admin/api/destinations/127.0.0.1/health",
+            "the enriched view counted",
+            WAIT,
+            |h| h["identity"]["enriched"] == 1,
+        )
+        .await?;
+    assert_eq!(health["identity"]["mean_gain"], 30.0, "{health}");
     Ok(())
 }
 
