@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: the core pipeline benchmark (criterion), run RUNS times (default 3).
+# `make bench`: the core pipeline benchmark (criterion), run RUNS times (default 3), then
+# identity resolution's match-quality lift on a session corpus (core/examples/identity_lift.rs).
 #
 # This project's machines are shared VMs. Other tenants slow a core down by up to about 1.8×,
 # for minutes at a time, and that only ever adds time. So besides criterion's own report, each
@@ -40,3 +41,7 @@ printf '%s\n' "${summary[@]}"
 # Offline rows (core/benches/offline.rs): CSV reading, and CSV to hashed TikTok elements.
 echo
 cargo bench -p ttedge-core --bench offline -- --noplot | grep -E '^offline/|^ +(time|thrpt):'
+# Identity resolution's lift on the session corpus (README, "Identity resolution"): match
+# quality, not time.
+echo
+cargo run --release -q -p ttedge-core --example identity_lift

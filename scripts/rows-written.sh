@@ -8,10 +8,21 @@
 # the object's `rows_written` (SQL rows written plus alarms set, each billed as a row)
 # divided by the events is the figure. A third shape, a quiet site, sends SPARSE single
 # events one at a time, each delivered before the next is sent.
+#
+# Every event carries an email and a phone with consent granted. Without BROWSERS, each
+# request is a new browser (no cookie: the Worker mints a _ttp, which identity resolution
+# does not learn under). BROWSERS=N sends each request with the _ttp cookie of one of N
+# browsers, so identity resolution stores each browser's identity: N = EVENTS is its worst
+# case (every event a browser identified for the first time). IDENTITY_DAYS (default 90)
+# is passed to the Worker: 0 turns identity resolution off, for a comparison. SHAPES picks
+# the shapes to run (default "1 50 sparse").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 EVENTS=${EVENTS:-2000}
+BROWSERS=${BROWSERS:-0}
+IDENTITY_DAYS=${IDENTITY_DAYS:-90}
+SHAPES=${SHAPES:-1 50 sparse}
 SPARSE=${SPARSE:-20}
 CLIENTS=${CLIENTS:-8}
 port=18797
@@ -34,7 +45,8 @@ start_worker() {
   persist=$(mktemp -d)
   setsid node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$port" --persist-to "$persist" \
     --var "TIKTOK_API_BASE:http://127.0.0.1:$sandbox_port" --var TIKTOK_ACCESS_TOKEN:rows-token \
-    --var TIKTOK_PIXEL_ID:ROWSPIXEL --var "ADMIN_TOKEN:$admin" >"$persist/wrangler.log" 2>&1 &
+    --var TIKTOK_PIXEL_ID:ROWSPIXEL --var "ADMIN_TOKEN:$admin" \
+    --var "IDENTITY_DAYS:$IDENTITY_DAYS" >"$persist/wrangler.log" 2>&1 &
   wrangler=$!
   for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return; sleep 0.5; done
   echo "wrangler dev did not start" >&2
@@ -58,11 +70,13 @@ post() {
     done
     body+=']}'
   fi
-  curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$port/collect" \
+  local cookie=()
+  if [[ $BROWSERS -gt 0 ]]; then cookie=(-H "Cookie: _ttp=rows-browser-$((n % BROWSERS))"); fi
+  curl -s -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$port/collect" "${cookie[@]}" \
     -H 'Content-Type: application/json' -H 'CF-Connecting-IP: 203.0.113.7' --data "$body"
 }
 export -f post event
-export port
+export port BROWSERS
 
 status() { curl -fsS -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/admin/api/status"; }
 
@@ -111,6 +125,9 @@ measure_sparse() {
   stop_worker
 }
 
-measure 1
-measure 50
-measure_sparse
+for shape in $SHAPES; do
+  case $shape in
+  sparse) measure_sparse ;;
+  *) measure "$shape" ;;
+  esac
+done

@@ -94,11 +94,15 @@ pub enum Metric {
     CodConfirmed,
     /// Cash-on-delivery orders cancelled: nothing sent, the order forgotten.
     CodCancelled,
+    /// Events that received a stored email, phone or external id (identity resolution).
+    Enriched,
+    /// Score points those events gained, in hundredths.
+    EnrichmentGain,
 }
 
 impl Metric {
     /// Every metric, in the order health lists them.
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 20] = [
         Metric::Received,
         Metric::Sent,
         Metric::Delivered,
@@ -117,6 +121,8 @@ impl Metric {
         Metric::PixelMissing,
         Metric::CodConfirmed,
         Metric::CodCancelled,
+        Metric::Enriched,
+        Metric::EnrichmentGain,
     ];
 }
 

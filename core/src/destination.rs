@@ -110,6 +110,14 @@ pub struct DestinationSettings {
     /// on a PUT keeps the stored one; never serialised (it is sealed separately).
     #[serde(default, skip_serializing)]
     pub webhook_secret: Option<String>,
+    /// Days a browser's identity (hashed email, phone, external id) is kept from its last
+    /// use, for identity resolution; 0 turns it off (see [`crate::identity`]).
+    #[serde(default = "default_identity_days")]
+    pub identity_days: u32,
+}
+
+fn default_identity_days() -> u32 {
+    crate::identity::DEFAULT_DAYS
 }
 
 fn default_cod_days() -> u32 {
@@ -145,6 +153,7 @@ impl fmt::Debug for DestinationSettings {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| ".."),
             )
+            .field("identity_days", &self.identity_days)
             .finish()
     }
 }
@@ -311,6 +320,16 @@ pub fn parse_settings(
                 ),
             ));
         }
+    }
+
+    if settings.identity_days > crate::identity::MAX_DAYS {
+        return Err(SettingsError::invalid(
+            "identity_days",
+            format!(
+                "must be from 0 (identity resolution off) to {}",
+                crate::identity::MAX_DAYS
+            ),
+        ));
     }
     Ok(settings)
 }
@@ -753,6 +772,7 @@ mod tests {
                 cod_checkout_events: Vec::new(),
                 cod_days: DEFAULT_COD_DAYS,
                 webhook_secret: None,
+                identity_days: crate::identity::DEFAULT_DAYS,
             }
         );
     }
@@ -1184,6 +1204,20 @@ mod tests {
         );
         for ok in [1, MAX_RATE_LIMIT_PER_MINUTE] {
             assert!(parse(with("rate_limit_per_minute", json!(ok))).is_ok());
+        }
+    }
+
+    #[test]
+    fn identity_days_bounds() {
+        refused(
+            with("identity_days", json!(crate::identity::MAX_DAYS + 1)),
+            "identity_days",
+        );
+        refused(with("identity_days", json!(-1)), "identity_days");
+        refused(with("identity_days", json!("90")), "identity_days");
+        for ok in [0, 1, crate::identity::MAX_DAYS] {
+            let settings = parse(with("identity_days", json!(ok))).unwrap();
+            assert_eq!(settings.identity_days, ok);
         }
     }
 

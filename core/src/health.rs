@@ -99,6 +99,10 @@ pub struct Counts {
     pub cod_confirmed: u64,
     /// Cash-on-delivery orders cancelled.
     pub cod_cancelled: u64,
+    /// Events that received a stored email, phone or external id.
+    pub enriched: u64,
+    /// Score points enriched events gained, in hundredths.
+    pub enrichment_gain: u64,
 }
 
 impl Counts {
@@ -123,6 +127,8 @@ impl Counts {
             Metric::PixelMissing => &mut self.pixel_missing,
             Metric::CodConfirmed => &mut self.cod_confirmed,
             Metric::CodCancelled => &mut self.cod_cancelled,
+            Metric::Enriched => &mut self.enriched,
+            Metric::EnrichmentGain => &mut self.enrichment_gain,
         }
     }
 
@@ -328,6 +334,28 @@ pub struct HealthReport {
     pub emq: EmqReport,
     /// Recovery over the last 7 days.
     pub recovery: Recovery,
+    /// Identity resolution over the last 7 days.
+    pub identity: IdentityReport,
+}
+
+/// Identity resolution over the 7-day window: what the stored identities added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdentityReport {
+    /// Events that received a stored email, phone or external id.
+    pub enriched: u64,
+    /// Mean score points those events gained; `None` before any.
+    pub mean_gain: Option<f64>,
+}
+
+impl IdentityReport {
+    /// The report of summed counts.
+    pub fn from_counts(counts: &Counts) -> Self {
+        IdentityReport {
+            enriched: counts.enriched,
+            mean_gain: (counts.enriched > 0)
+                .then(|| counts.enrichment_gain as f64 / counts.enriched as f64 / 100.0),
+        }
+    }
 }
 
 /// Builds the report at `now_ms` from the kept buckets (in any order; several buckets of the
@@ -361,6 +389,7 @@ pub fn report(buckets: &[HourBucket], now_ms: u64) -> HealthReport {
             pixel_missing: week.counts.pixel_missing,
             pixel_missing_share: ratio(week.counts.pixel_missing, week.counts.received),
         },
+        identity: IdentityReport::from_counts(&week.counts),
     }
 }
 
@@ -785,6 +814,8 @@ mod tests {
                 (Metric::ConversionsUnseen, 2),
                 (Metric::Received, 8),
                 (Metric::PixelMissing, 2),
+                (Metric::Enriched, 2),
+                (Metric::EnrichmentGain, 5_500),
             ],
             &[],
         );
@@ -800,6 +831,8 @@ mod tests {
         too_old.quality.add(&score(&full, Source::Browser));
 
         let r = report(&[now_hour, old, too_old], NOW);
+        assert_eq!(r.identity.enriched, 2);
+        assert_eq!(r.identity.mean_gain, Some(27.5), "(30 + 25) / 2 points");
         assert_eq!(r.emq.events, 3);
         let mean = r.emq.mean.unwrap();
         assert!((mean - (100.0 + 75.0 + 4.5) / 3.0).abs() < 1e-9, "{mean}");

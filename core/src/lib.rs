@@ -42,6 +42,7 @@ pub mod destination;
 pub mod event;
 pub mod hashing;
 pub mod health;
+pub mod identity;
 mod json;
 mod json_error;
 pub mod latency;

@@ -14,6 +14,7 @@ use crate::consent::{self, ConsentDecision};
 use crate::cookie;
 use crate::event::{CollectEvent, PixelStatus, Properties, Source, UserData};
 use crate::hashing::{self, Sha256Hex};
+use crate::identity::{self, IdentityUse};
 use crate::mapping::{NameMapping, NameRules};
 use crate::offline::RowError;
 use crate::quality::{self, MatchQuality, MatchSignals};
@@ -102,6 +103,9 @@ pub struct PreparedEvent<'a> {
     /// The page's pixel status, for recovery figures.
     #[serde(skip)]
     pub pixel: Option<PixelStatus>,
+    /// What identity resolution may do with it, as its consent allows.
+    #[serde(skip)]
+    pub identity: IdentityUse,
 }
 
 impl PreparedEvent<'_> {
@@ -117,6 +121,7 @@ impl PreparedEvent<'_> {
             event_name: self.event_name.map(|name| Cow::Owned(name.into_owned())),
             source: self.source,
             pixel: self.pixel,
+            identity: self.identity,
         }
     }
 }
@@ -158,6 +163,8 @@ struct EventIds<'a, 'r> {
 /// Cookie state shared by the events of one browser request.
 struct BrowserIds<'a> {
     ttp: Option<Cow<'a, str>>,
+    /// The ttp was minted by this request.
+    new_ttp: bool,
     ttclid_cookie: Option<&'a str>,
 }
 
@@ -205,6 +212,7 @@ pub fn prepare<'a>(
         None => None,
     };
     let ids = BrowserIds {
+        new_ttp: known_ttp.is_none() && ttp.is_some(),
         ttp,
         ttclid_cookie: cookie_value(cookie::TTCLID),
     };
@@ -269,6 +277,11 @@ fn prepare_event<'a>(
         event_name: None,
         source,
         pixel,
+        identity: identity::allowed(
+            event.consent.as_ref(),
+            source,
+            source == Source::Browser && ids.browser.new_ttp,
+        ),
     };
     let incoming = event.event.as_deref().unwrap_or_default();
     let name = match destination.names.resolve(incoming) {

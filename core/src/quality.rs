@@ -356,6 +356,33 @@ impl QualitySummary {
         }
     }
 
+    /// Takes one event's score out again: an event rescored after identity resolution
+    /// counts with the score it is sent with.
+    pub fn remove(&mut self, quality: &MatchQuality) {
+        self.events = self.events.saturating_sub(1);
+        self.score_sum = self.score_sum.saturating_sub(u64::from(quality.score.0));
+        self.below_threshold = self
+            .below_threshold
+            .saturating_sub(u64::from(quality.below_threshold()));
+        let bin = (quality.score.0 / 1_000).min(9) as usize;
+        self.histogram[bin] = self.histogram[bin].saturating_sub(1);
+        for coaching in &quality.coaching {
+            let slot = Factor::ALL
+                .iter()
+                .position(|f| *f == coaching.factor)
+                .unwrap_or(0);
+            self.missing[slot] = self.missing[slot].saturating_sub(1);
+            self.missing_gain_sum[slot] =
+                self.missing_gain_sum[slot].saturating_sub(u64::from(coaching.gain.0));
+        }
+    }
+
+    /// Counts `after` in place of `before`.
+    pub fn rescore(&mut self, before: &MatchQuality, after: &MatchQuality) {
+        self.remove(before);
+        self.add(after);
+    }
+
     /// Adds another summary's counts (another hour, another shard).
     pub fn merge(&mut self, other: &QualitySummary) {
         self.events += other.events;
@@ -419,6 +446,18 @@ mod tests {
     use super::*;
 
     use super::ALL_SIGNALS as FULL;
+
+    #[test]
+    fn a_rescored_event_counts_once_with_its_new_score() {
+        let weak = score(&MatchSignals::default(), Source::Browser);
+        let strong = score(&FULL, Source::Browser);
+        let mut summary = QualitySummary::default();
+        summary.add(&weak);
+        summary.rescore(&weak, &strong);
+        let mut expected = QualitySummary::default();
+        expected.add(&strong);
+        assert_eq!(summary, expected);
+    }
 
     #[test]
     fn everything_scores_100() {

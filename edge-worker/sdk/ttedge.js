@@ -216,7 +216,12 @@
     page: () => page(1),
     identify,
     consent: (c) => setConsent(own, c),
-    reset: () => ((user = {}), (clear = {}), store("session", "u", 0)),
+    // Logout: forget here, and have the Worker erase what it linked to this browser's _ttp.
+    reset: () => {
+      const url = endpoint(), ttp = cookie("_ttp");
+      (user = {}), (clear = {}), store("session", "u", 0);
+      if (url) later(() => fetch(url + "/reset", { method: "POST", body: JSON.stringify(ttp ? { ttp } : {}), credentials: "include", keepalive: true, headers: { "Content-Type": "text/plain" } }));
+    },
     flush: () => later(flush),
   };
 

@@ -5,17 +5,19 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ttedge_core::cod;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::health::is_conversion;
+use ttedge_core::identity;
 use ttedge_core::pipeline::{prepare, PreparedEvent, RequestContext, Status};
 use ttedge_core::quality::MatchQuality;
 use ttedge_core::tiktok::offline_event_set;
 use worker::{Env, Headers, Request, Response, Result};
 
 use crate::config::{self, SiteConfig};
+use crate::dispatcher::client::IntakeAnswer;
 use crate::dispatcher::{self, Intake, IntakeEvent};
 use crate::error::ApiError;
 use crate::runtime;
@@ -47,7 +49,8 @@ pub(crate) struct EventAnswer<'a> {
     /// The TikTok event name.
     pub event: Option<&'a str>,
     pub reason: Option<Cow<'a, str>>,
-    pub emq: Option<&'a MatchQuality>,
+    /// As sent: after identity resolution, when it added to the event.
+    pub emq: Option<Cow<'a, MatchQuality>>,
 }
 
 /// `OPTIONS /collect`: allowed origins get credentials-enabled CORS, others 403.
@@ -67,15 +70,40 @@ pub async fn preflight(req: &Request, env: &Env) -> Result<Response> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
+/// The two POST endpoints a page calls.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    /// `POST /collect`: events.
+    Collect,
+    /// `POST /collect/reset`: the SDK's `ttedge('reset')`.
+    Reset,
+}
+
 /// `POST /collect`, for the destination of the request's host.
 pub async fn collect(req: Request, env: &Env) -> Result<Response> {
+    serve(req, env, Endpoint::Collect).await
+}
+
+/// `POST /collect/reset`, called by the SDK's `ttedge('reset')` at logout: erases the
+/// identity stored for the browser's `_ttp` (the cookie the request carries, or `{"ttp":
+/// "…"}` in the body, as the SDK reads it). Answers `{"erased": n}`, the rows erased.
+pub async fn reset(req: Request, env: &Env) -> Result<Response> {
+    serve(req, env, Endpoint::Reset).await
+}
+
+/// The site, the origin check and CORS headers both endpoints share.
+async fn serve(req: Request, env: &Env, endpoint: Endpoint) -> Result<Response> {
     let host = request_host(&req)?;
     let site = match config::for_host(env, &host).await {
         Ok(site) => site,
         Err(error) => return error.into_response(),
     };
     let origin = runtime::header(&req, "Origin")?;
-    let response = match handle(req, env, &site, &host, origin.as_deref()).await {
+    let answer = match endpoint {
+        Endpoint::Collect => handle(req, env, &site, &host, origin.as_deref()).await,
+        Endpoint::Reset => handle_reset(req, env, &site, origin.as_deref()).await,
+    };
+    let response = match answer {
         Ok(response) => response,
         Err(error) => error.into_response()?,
     };
@@ -125,7 +153,9 @@ async fn handle(
         cookie_domain: cookie_domain.as_deref(),
     };
     let prepared = prepare(&events, &ctx, &site.destination);
-    let answers = store_and_answer(env, site, &prepared.events, 0).await?;
+    let mut intake = intake(site, &prepared.events)?;
+    intake.erase_ttps = erasures(&prepared.events, cookie_header.as_deref());
+    let answers = store_intake(env, site, &prepared.events, intake).await?;
     let response = Response::from_json(&CollectAnswer {
         accepted: answers.iter().filter(|a| a.status == "ready").count(),
         live: site.live,
@@ -138,26 +168,111 @@ async fn handle(
     Ok(response)
 }
 
+/// What `POST /collect/reset` may carry: the `_ttp` the SDK read, for a request without
+/// the cookie.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    #[serde(default)]
+    ttp: Option<String>,
+}
+
+/// The answer of `POST /collect/reset`.
+#[derive(Serialize)]
+struct ResetAnswer {
+    /// Identity rows erased (0 when none was stored).
+    erased: u64,
+}
+
+/// The largest reset body: a `_ttp` and its key.
+const MAX_RESET_BYTES: usize = 1024;
+
+async fn handle_reset(
+    mut req: Request,
+    env: &Env,
+    site: &SiteConfig,
+    origin: Option<&str>,
+) -> std::result::Result<Response, ApiError> {
+    if let Some(origin) = origin {
+        if !site.allows_origin(origin) {
+            return Err(origin_refused(origin));
+        }
+    }
+    let body = runtime::read_body(&mut req, MAX_RESET_BYTES)
+        .await?
+        .ok_or_else(|| ApiError::body_too_large(MAX_RESET_BYTES))?;
+    let given: ResetBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => ResetBody::default(),
+        // serde's message could quote what was sent; this one names the expected shape only.
+        false => serde_json::from_slice(&body).map_err(|_| {
+            ApiError::new(
+                400,
+                "malformed_json",
+                "the reset body must be empty or {\"ttp\": \"<the _ttp cookie>\"}",
+            )
+        })?,
+    };
+    let cookie_header = runtime::header(&req, "Cookie")?;
+    let from_cookie = identity::erasure_ttp(None, cookie_header.as_deref());
+    let from_body = given.ttp.as_deref().map(str::trim);
+    if from_body.is_some_and(|ttp| !ttedge_core::cookie::is_cookie_value(ttp)) {
+        return Err(ApiError::invalid_field(
+            "ttp",
+            "ttp must be the browser's _ttp cookie value",
+        ));
+    }
+    let mut ttps: Vec<&str> = from_cookie.into_iter().collect();
+    if let Some(ttp) = from_body.filter(|ttp| !ttps.contains(ttp)) {
+        ttps.push(ttp);
+    }
+    let mut erased = 0;
+    for ttp in ttps {
+        let query = dispatcher::IdentityQuery {
+            pixel_code: site.destination.pixel_id.clone(),
+            ttp: Some(ttp.to_string()),
+            email: None,
+            erase: true,
+        };
+        erased += dispatcher::identities(env, site, &query).await?.erased;
+    }
+    Ok(Response::from_json(&ResetAnswer { erased })?)
+}
+
 /// Stores the ready events of `events` durably in the destination's Dispatcher (group
-/// commit and dedup included) and answers each event: `ready`, `duplicate`, `skipped`,
-/// `held` or `rejected`, in the order given. `rejected_before` counts events refused before
-/// the pipeline (an offline upload's unreadable or out-of-date lines), for health.
+/// commit, dedup and identity resolution included) and answers each event: `ready`,
+/// `duplicate`, `skipped`, `held` or `rejected`, in the order given, with the match
+/// quality it is sent with. `rejected_before` counts events refused before the pipeline
+/// (an offline upload's unreadable or out-of-date lines), for health.
 pub(crate) async fn store_and_answer<'a>(
     env: &Env,
     site: &SiteConfig,
     events: &'a [PreparedEvent<'_>],
     rejected_before: u32,
 ) -> std::result::Result<Vec<EventAnswer<'a>>, ApiError> {
-    let repeats = repeated_ids(events);
-    let mut intake = intake(site, events, &repeats)?;
+    let mut intake = intake(site, events)?;
     intake.rejected += rejected_before;
-    let duplicates = dispatcher::enqueue(env, site, &intake).await?.duplicates;
-    events.iter().for_each(log_weak_match);
-    Ok(events
+    store_intake(env, site, events, intake).await
+}
+
+/// [`store_and_answer`] with the [`intake`] of `events` as the caller completed it (a
+/// request's erasures).
+async fn store_intake<'a>(
+    env: &Env,
+    site: &SiteConfig,
+    events: &'a [PreparedEvent<'_>],
+    intake: Intake,
+) -> std::result::Result<Vec<EventAnswer<'a>>, ApiError> {
+    let repeats = repeated_ids(events);
+    let answer = dispatcher::enqueue(env, site, &intake).await?;
+    let answers: Vec<EventAnswer<'a>> = events
         .iter()
         .zip(&repeats)
-        .map(|(event, repeat)| answer_for(event, *repeat, &duplicates))
-        .collect())
+        .map(|(event, repeat)| answer_for(event, *repeat, &answer))
+        .collect();
+    for (event, answer) in events.iter().zip(&answers) {
+        log_weak_match(event, answer.emq.as_deref());
+    }
+    Ok(answers)
 }
 
 /// For each event, whether an earlier ready event of the same request has its event_id.
@@ -170,17 +285,19 @@ fn repeated_ids(events: &[PreparedEvent<'_>]) -> Vec<bool> {
         .collect()
 }
 
-/// What the Dispatcher stores: the ready elements but repeats, and counts of the rest for
-/// health.
-fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> Result<Intake> {
+/// What the Dispatcher stores: the ready elements but repeats, each with the identity use
+/// its consent allows, and counts of the rest for health.
+fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Result<Intake> {
+    let repeats = repeated_ids(events);
     let mut intake = Intake {
         live: site.live,
         pixel_code: site.destination.pixel_id.clone(),
         test_event_code: site.destination.test_event_code.clone(),
         cod_days: site.cod_days,
+        identity_days: site.identity_days,
         ..Intake::default()
     };
-    for (event, _) in events.iter().zip(repeats).filter(|(_, repeat)| !**repeat) {
+    for (event, _) in events.iter().zip(&repeats).filter(|(_, repeat)| !**repeat) {
         if let Some(emq) = &event.emq {
             intake.quality.add(emq);
         }
@@ -213,16 +330,33 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> 
             .map(str::to_string),
             element: RawValue::from_string(element.to_json())?,
             order_id,
+            identity: event.identity.within(site.identity_days),
         });
     }
     Ok(intake)
 }
 
+/// The browser ttps whose identity a request erases: those of its events whose consent
+/// denies `ad_user_data` (ready or held), or the request's `_ttp` cookie when such an
+/// event carries none (its `ad_storage` denied too).
+fn erasures(events: &[PreparedEvent<'_>], cookie_header: Option<&str>) -> Vec<String> {
+    let mut ttps: Vec<String> = Vec::new();
+    for event in events.iter().filter(|event| event.identity.erase) {
+        let own = event.tiktok.as_ref().and_then(|e| e.user.ttp.as_deref());
+        if let Some(ttp) = identity::erasure_ttp(own, cookie_header) {
+            if !ttps.iter().any(|known| known == ttp) {
+                ttps.push(ttp.to_string());
+            }
+        }
+    }
+    ttps
+}
+
 /// Under its threshold, an event's coaching goes to the log as well as the answer, so an
 /// operator sees what to fix without the page's developer console. No personal data: only
 /// the id, the name, the score and the missing factors.
-fn log_weak_match(event: &PreparedEvent<'_>) {
-    let Some(emq) = event.emq.as_ref().filter(|emq| emq.below_threshold()) else {
+fn log_weak_match(event: &PreparedEvent<'_>, emq: Option<&MatchQuality>) {
+    let Some(emq) = emq.filter(|emq| emq.below_threshold()) else {
         return;
     };
     let missing: Vec<String> = emq
@@ -243,10 +377,19 @@ fn log_weak_match(event: &PreparedEvent<'_>) {
 fn answer_for<'a>(
     event: &'a PreparedEvent<'_>,
     repeat: bool,
-    duplicates: &[String],
+    stored: &IntakeAnswer,
 ) -> EventAnswer<'a> {
     let duplicate = repeat
-        || (event.status == Status::Ready && duplicates.iter().any(|id| *id == event.event_id));
+        || (event.status == Status::Ready
+            && stored.duplicates.iter().any(|id| *id == event.event_id));
+    let enriched = (event.status == Status::Ready && !repeat)
+        .then(|| {
+            stored
+                .enriched
+                .iter()
+                .find(|e| e.event_id == event.event_id)
+        })
+        .flatten();
     let status = match event.status {
         Status::Ready if duplicate => "duplicate",
         Status::Ready => "ready",
@@ -269,7 +412,10 @@ fn answer_for<'a>(
             )),
             (false, false) => event.reason.as_deref().map(Cow::Borrowed),
         },
-        emq: event.emq.as_ref(),
+        emq: match enriched {
+            Some(enriched) => Some(Cow::Owned(enriched.emq.clone())),
+            None => event.emq.as_ref().map(Cow::Borrowed),
+        },
     }
 }
 

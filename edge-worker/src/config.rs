@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use ttedge_core::cookie::PublicSuffixList;
 use ttedge_core::destination::{origin_problem, DEFAULT_COD_DAYS};
+use ttedge_core::identity;
 use ttedge_core::pipeline::Destination;
 use ttedge_core::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
 use ttedge_core::seal::{self, MasterKey};
@@ -119,6 +120,8 @@ pub struct SiteConfig {
     pub cod_days: u32,
     /// The order webhook's secret, opened; `None`: the webhook is off. Never logged.
     pub webhook_secret: Option<String>,
+    /// Days identities are kept from last use; 0 turns identity resolution off.
+    pub identity_days: u32,
 }
 
 impl SiteConfig {
@@ -163,6 +166,19 @@ impl SiteConfig {
                 problems.push(format!("SITE_ORIGINS: {problem}"));
             }
         }
+        let identity_days = match var(env, "IDENTITY_DAYS") {
+            None => identity::DEFAULT_DAYS,
+            Some(text) => match text.parse::<u32>() {
+                Ok(days) if days <= identity::MAX_DAYS => days,
+                _ => {
+                    problems.push(format!(
+                        "IDENTITY_DAYS must be a whole number from 0 (off) to {}, found {text:?}",
+                        identity::MAX_DAYS
+                    ));
+                    identity::DEFAULT_DAYS
+                }
+            },
+        };
         let cookie_domain =
             var(env, "COOKIE_DOMAIN").map(|d| d.trim_start_matches('.').to_string());
         let test_event_code = var(env, "TIKTOK_TEST_EVENT_CODE");
@@ -196,6 +212,7 @@ impl SiteConfig {
             cod_checkout_events: Vec::new(),
             cod_days: DEFAULT_COD_DAYS,
             webhook_secret: secret(env, WEBHOOK_SECRET),
+            identity_days,
         })
     }
 
@@ -225,6 +242,7 @@ impl SiteConfig {
                 Some(sealed) => Some(open_webhook_secret(env, &stored.host, sealed)?),
                 None => None,
             },
+            identity_days: settings.identity_days,
         })
     }
 

@@ -15,6 +15,8 @@ pub async fn route(req: Request, env: &Env) -> Result<Response> {
         },
         ("/collect", Ok(Method::Post)) => collect::collect(req, env).await,
         ("/collect", Ok(Method::Options)) => collect::preflight(&req, env).await,
+        ("/collect/reset", Ok(Method::Post)) => collect::reset(req, env).await,
+        ("/collect/reset", Ok(Method::Options)) => collect::preflight(&req, env).await,
         ("/sdk.js", Ok(Method::Get | Method::Head)) => sdk::serve(&req),
         ("/healthz", Ok(Method::Get | Method::Head)) => healthz(&req, env).await,
         (path, Ok(Method::Post)) if webhook_host(path).is_some() => {
@@ -49,7 +51,7 @@ pub fn method_of(req: &Request) -> std::result::Result<Method, String> {
 /// The methods a path answers, for `405`'s `Allow`; `None` for no such path.
 fn allowed_methods(path: &str) -> Option<&'static str> {
     match path {
-        "/collect" => Some("POST, OPTIONS"),
+        "/collect" | "/collect/reset" => Some("POST, OPTIONS"),
         "/sdk.js" | "/healthz" => Some("GET, HEAD"),
         _ if webhook_host(path).is_some() => Some("POST"),
         _ => admin::allowed_methods(path),

@@ -1088,3 +1088,83 @@ async fn bad_calls_warn_once_and_never_break_the_page() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Issue 14: the Worker links the checkout's email to the browser's `_ttp`, so a later event
+/// without it is sent with it; `ttedge('reset')` at logout erases that link.
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_erases_the_identity_the_worker_linked_to_the_browser() -> anyhow::Result<()> {
+    let rig = Rig::start().await?;
+    let h = hashes()?;
+    let calls = format!("{INIT} {GRANTED}");
+    rig.pages.html("/shop", shop_page("Shop", "", &calls, ""));
+    rig.visit("/shop").await?;
+    rig.event_where("the shop's Pageview", |e| e["event"] == "Pageview")
+        .await?;
+    rig.until(
+        "the _ttp cookie",
+        "return document.cookie.includes('_ttp=');",
+    )
+    .await?;
+
+    // Checkout: the visitor gives the email; the Worker keeps its hash for this browser.
+    rig.run(&format!(
+        "{IDENTIFY} ttedge('track', 'begin_checkout', {{value: 5, currency: 'EUR'}}, {{event_id: 'checkout-sdk'}});"
+    ))
+    .await?;
+    let checkout = rig.event("checkout-sdk").await?;
+    assert_eq!(checkout["user"]["email"], json!(h.email), "{checkout:#}");
+
+    // The SDK forgets (a new session), the Worker does not: the view goes out with the email.
+    rig.run("sessionStorage.clear();").await?;
+    rig.visit("/shop").await?;
+    rig.run("ttedge('track', 'view_item', {value: 5, currency: 'EUR'}, {event_id: 'view-sdk'});")
+        .await?;
+    let view = rig.event("view-sdk").await?;
+    let (posted, answer) = rig.posted("view-sdk").await?;
+    assert!(
+        posted.get("user_data").is_none(),
+        "the page sent no email: {posted}"
+    );
+    assert_eq!(view["user"]["email"], json!(h.email), "enriched: {view:#}");
+    assert_eq!(view["user"]["phone"], json!(h.phone), "{view:#}");
+    assert_eq!(
+        view["user"]["external_id"],
+        json!(h.external_id),
+        "{view:#}"
+    );
+    let coached: Vec<&Value> = answer["emq"]["coaching"]
+        .as_array()
+        .map(|c| c.iter().map(|c| &c["factor"]).collect())
+        .unwrap_or_default();
+    assert!(
+        !coached.contains(&&json!("email")),
+        "the answer scores what is sent: {answer}"
+    );
+
+    // Logout: the SDK tells the Worker, which erases the link.
+    rig.run("ttedge('reset');").await?;
+    let reset = rig
+        .until(
+            "the reset was answered",
+            "for (const r of __sent) if (r.url.endsWith('/collect/reset') && r.answer) return r;
+             return null;",
+        )
+        .await?;
+    assert_eq!(reset["status"], 200, "{reset}");
+    assert_eq!(reset["credentials"], "include", "{reset}");
+    assert!(
+        reset["answer"]["erased"].as_u64().unwrap_or(0) >= 1,
+        "{reset}"
+    );
+    rig.run(
+        "ttedge('track', 'purchase', {value: 5, currency: 'EUR'}, {event_id: 'purchase-sdk'});",
+    )
+    .await?;
+    let purchase = rig.event("purchase-sdk").await?;
+    assert!(purchase["user"].get("email").is_none(), "{purchase:#}");
+    assert_eq!(
+        purchase["user"]["ttp"], view["user"]["ttp"],
+        "the same browser"
+    );
+    Ok(())
+}

@@ -29,6 +29,10 @@
 //! - `POST /admin/api/destinations/{host}/orders/{order_id}` with `{"status":
 //!   "paid"|"delivered"|"cancelled", ...}`: a cash-on-delivery order confirmed or
 //!   cancelled, `{order_id, outcome, event_id}` (see [`crate::orders`]).
+//! - `GET` and `DELETE /admin/api/destinations/{host}/identities?ttp=…` or `?email=…`:
+//!   data-subject access and erasure. `{identities: [{kind, key, email_sha256,
+//!   phone_sha256, external_id_sha256, first_seen_ms, last_seen_ms, expires_ms}], erased}`;
+//!   a clear email is hashed here and never stored, logged or answered.
 //! - `GET /admin/api/status` and `GET /admin/api/health`: the default destination's queue
 //!   and health.
 //!
@@ -39,7 +43,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use ttedge_core::connection;
+use ttedge_core::cookie;
 use ttedge_core::destination::{self, parse_baseline, parse_live, parse_settings, SettingsError};
+use ttedge_core::hashing::{self, Sha256Hex};
 use ttedge_core::quality::MatchQuality;
 use ttedge_core::seal;
 use worker::{Env, Method, Request, Response};
@@ -49,7 +55,7 @@ use crate::config::{self, Provenance, SiteConfig};
 use crate::config_store::{self, LastTest, Put};
 use crate::dispatcher::client::TestAnswer;
 use crate::dispatcher::report::Health;
-use crate::dispatcher::{self, ConversionQuery, ParkedPage, Replay, TestCall};
+use crate::dispatcher::{self, ConversionQuery, IdentityQuery, ParkedPage, Replay, TestCall};
 use crate::error::ApiError;
 use crate::{router, runtime};
 
@@ -99,6 +105,7 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
         _ if host.is_empty() => None,
         "" => Some("GET, PUT, DELETE"),
         "health" | "parked" => Some("GET"),
+        "identities" => Some("GET, DELETE"),
         "test" | "parked/replay" | "live" | "baseline" | "offline" => Some("POST"),
         _ if action
             .strip_prefix("orders/")
@@ -160,6 +167,13 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
             let segment = action["orders/".len()..].to_string();
             crate::orders::admin_update(req, env, &host, &segment).await
         }
+        ("identities", method) => {
+            let site = config::for_host(env, &host).await?;
+            let query = identity_query(&req, &site, method == Method::Delete)?;
+            Ok(Response::from_json(
+                &dispatcher::identities(env, &site, &query).await?,
+            )?)
+        }
         ("test", _) => connection_test(env, &*config::for_host(env, &host).await?, &host).await,
         ("parked", _) => {
             let url = req.url()?;
@@ -178,6 +192,53 @@ async fn destination_route(mut req: Request, env: &Env, rest: &str) -> Answer {
             )?)
         }
     }
+}
+
+/// The data-subject request of `?ttp=` or `?email=` (exactly one) for `site`'s pixel. A
+/// clear email is hashed as events' emails are, so it finds what they stored.
+fn identity_query(
+    req: &Request,
+    site: &SiteConfig,
+    erase: bool,
+) -> std::result::Result<IdentityQuery, ApiError> {
+    let url = req.url()?;
+    let (ttp, email) = (runtime::query(&url, "ttp"), runtime::query(&url, "email"));
+    let mut query = IdentityQuery {
+        pixel_code: site.destination.pixel_id.clone(),
+        ttp: None,
+        email: None,
+        erase,
+    };
+    match (ttp, email) {
+        (Some(ttp), None) => {
+            let ttp = ttp.trim();
+            if !cookie::is_cookie_value(ttp) {
+                return Err(ApiError::invalid_field(
+                    "ttp",
+                    "ttp must be the browser's _ttp cookie value",
+                ));
+            }
+            query.ttp = Some(ttp.to_string());
+        }
+        (None, Some(email)) => {
+            let looks_right = email.contains('@') || Sha256Hex::parse(email.trim()).is_some();
+            query.email = looks_right.then(|| hashing::email(&email)).flatten();
+            if query.email.is_none() {
+                return Err(ApiError::invalid_field(
+                    "email",
+                    "email must be an email address, or its SHA-256 as 64 hex characters",
+                ));
+            }
+        }
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "invalid_query",
+                "give exactly one of ?ttp= (the browser's _ttp cookie) or ?email=",
+            ))
+        }
+    }
+    Ok(query)
 }
 
 /// A site host from the path, lower-case: no scheme, path or port (`/collect` resolves by

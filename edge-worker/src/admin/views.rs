@@ -37,6 +37,8 @@ pub struct DestinationView {
     pub cookie_domain: Option<String>,
     /// Requests per sliding minute for the token.
     pub rate_limit_per_minute: u32,
+    /// Days identities are kept from last use; 0: identity resolution is off.
+    pub identity_days: u32,
     /// Where the settings come from, with what only stored destinations have.
     #[serde(flatten)]
     pub kind: DestinationKind,
@@ -100,6 +102,7 @@ impl DestinationView {
             cod_checkout_events,
             cod_days,
             webhook_secret: _, // always `None` in storage (sealed apart), and never answered
+            identity_days,
         } = stored.settings.clone();
         DestinationView {
             host: Some(stored.host.clone()),
@@ -111,6 +114,7 @@ impl DestinationView {
             site_origins,
             cookie_domain,
             rate_limit_per_minute,
+            identity_days,
             kind: DestinationKind::Admin(Box::new(StoredFields {
                 baseline_pixel_code,
                 event_overrides,
@@ -139,6 +143,7 @@ impl DestinationView {
             site_origins: site.site_origins.clone(),
             cookie_domain: site.cookie_domain.clone(),
             rate_limit_per_minute: site.rate_limit_per_minute,
+            identity_days: site.identity_days,
             kind: DestinationKind::Vars,
         }
     }
@@ -198,6 +203,7 @@ mod tests {
                 cod_checkout_events: vec!["Checkout".into()],
                 cod_days: 45,
                 webhook_secret: None,
+                identity_days: 30,
             },
             sealed_token: "sealed-secret".into(),
             token_mask: "…1234".into(),
@@ -258,6 +264,7 @@ mod tests {
             site_origins: Vec::new(),
             cookie_domain: None,
             rate_limit_per_minute: 1000,
+            identity_days: 90,
             kind: DestinationKind::Vars,
         };
         let value = serde_json::to_value(&view).expect("serialises");
@@ -267,6 +274,7 @@ mod tests {
                 "access_token",
                 "cookie_domain",
                 "host",
+                "identity_days",
                 "live",
                 "offline_event_set_id",
                 "pixel_id",

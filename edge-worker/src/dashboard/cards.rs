@@ -5,7 +5,7 @@
 //! a field renamed or dropped in the API is a compile error here, not a "–" on the page.
 
 use ttedge_core::destination::BaselineRecovery;
-use ttedge_core::health::{EmqReport, WindowTotals, Windows};
+use ttedge_core::health::{EmqReport, IdentityReport, WindowTotals, Windows};
 use ttedge_core::quality::Grade;
 
 use super::charts;
@@ -67,6 +67,14 @@ pub fn destination_card(out: &mut String, item: &DestinationView, host: &str, se
             "Rate limit / min",
             "rate_limit_per_minute",
             item.rate_limit_per_minute.to_string(),
+        ),
+        (
+            "Identity days",
+            "identity_days",
+            match item.identity_days {
+                0 => "off".to_string(),
+                days => days.to_string(),
+            },
         ),
         ("Updated (UTC)", "updated_ms", utc(item.updated_ms())),
     ] {
@@ -333,8 +341,9 @@ pub fn window_card(out: &mut String, key: &str, title: &str, window: &WindowTota
     out.push_str("</dl></section>");
 }
 
-/// Match quality over 7 days: mean, the 10-bin histogram and the factors missing most.
-pub fn emq_card(out: &mut String, emq: &EmqReport) {
+/// Match quality over 7 days: mean, what identity resolution added, the 10-bin histogram
+/// and the factors missing most.
+pub fn emq_card(out: &mut String, emq: &EmqReport, identity: &IdentityReport) {
     out.push_str(
         "<section class=\"card\"><h3>Event match quality · 7 days</h3><div class=\"big\">",
     );
@@ -354,6 +363,21 @@ pub fn emq_card(out: &mut String, emq: &EmqReport) {
         "emq.below_threshold_share",
         &below,
         "%",
+    );
+    row(
+        out,
+        "Enriched by identity",
+        "identity.enriched",
+        &identity.enriched.to_string(),
+        "",
+    );
+    let gain = dec1(identity.mean_gain);
+    row(
+        out,
+        "Avg points gained",
+        "identity.mean_gain",
+        &gain,
+        " pts",
     );
     out.push_str("</dl>");
     charts::emq_histogram(out, &emq.histogram);

@@ -85,10 +85,10 @@ async function save(f) {
     cod_checkout_events: lines('cod_checkout_events'),
   };
   for (const n of ['access_token', 'webhook_secret']) if (v(n)) body[n] = v(n);
-  const rate = v('rate_limit_per_minute');
-  if (rate) body.rate_limit_per_minute = /^\d+$/.test(rate) ? Number(rate) : rate;
-  const days = v('cod_days');
-  if (days) body.cod_days = /^\d+$/.test(days) ? Number(days) : days;
+  // Whole numbers go as numbers; anything else as typed, for the API to name what is wrong.
+  for (const n of ['rate_limit_per_minute', 'cod_days', 'identity_days']) {
+    if (v(n)) body[n] = /^\d+$/.test(v(n)) ? Number(v(n)) : v(n);
+  }
   let bad = host ? null : ['host', 'Enter the host this Worker is routed on, such as t.shop.com.'];
   lines('event_overrides').forEach((l, i) => {
     const p = l.split('=').map(s => s.trim());

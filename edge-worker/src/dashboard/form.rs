@@ -81,7 +81,7 @@ const MAIN: [Field; 6] = [
 ];
 
 /// The fields under Advanced.
-const ADVANCED: [Field; 9] = [
+const ADVANCED: [Field; 10] = [
     field(
         "cookie_domain",
         "Cookie domain",
@@ -143,6 +143,13 @@ const ADVANCED: [Field; 9] = [
         "The secret your shop platform signs POST /webhooks/{host}/orders with (HMAC-SHA256, \
          header X-Ttedge-Signature), at least 16 characters, such as the output of openssl \
          rand -hex 32. Stored encrypted and never shown again.",
+    ),
+    field(
+        "identity_days",
+        "Identity days",
+        Kind::Text,
+        "Days a browser's hashed email, phone and external id are kept from last use, so its \
+         later events carry them (with consent); 0 turns it off; empty: 90.",
     ),
 ];
 
@@ -295,6 +302,7 @@ fn value(d: &DestinationView, name: &str) -> String {
             })
             .unwrap_or_default(),
         "rate_limit_per_minute" => d.rate_limit_per_minute.to_string(),
+        "identity_days" => d.identity_days.to_string(),
         "conversion_events" => stored
             .map(|s| s.conversion_events.join("\n"))
             .unwrap_or_default(),

@@ -90,7 +90,7 @@ pub fn health_sections(out: &mut String, host: &str, health: &Health, stored: bo
     charts::chart_card(out, "Errors (events, calls)", hourly, &ERRORS, Style::Bars);
     charts::chart_card(out, "Latency (ms)", hourly, &LATENCY, Style::Lines);
     out.push_str("</div><h2>Quality and recovery</h2><div class=\"grid charts\">");
-    cards::emq_card(out, &health.emq);
+    cards::emq_card(out, &health.emq, &health.identity);
     cards::recovery_card(out, &health.recovery, stored.then_some(host));
     cards::errors_card(out, &health.current);
     out.push_str("</div>");

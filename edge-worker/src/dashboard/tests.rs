@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use ttedge_core::destination::{Baseline, BaselineRecovery};
 use ttedge_core::health::{
-    self, Counts, EmqReport, HourPoint, Recovery, WindowTotals, Windows, HOUR_MS,
+    self, Counts, EmqReport, HourPoint, IdentityReport, Recovery, WindowTotals, Windows, HOUR_MS,
 };
 use ttedge_core::quality::{Coaching, Factor, Grade, MatchQuality, MissingFactor, Points};
 
@@ -51,6 +51,7 @@ fn destination(host: Option<&str>, kind: DestinationKind) -> DestinationView {
         site_origins: vec!["https://shop.com".into()],
         cookie_domain: None,
         rate_limit_per_minute: 1000,
+        identity_days: 90,
         kind,
     }
 }
@@ -180,6 +181,10 @@ fn health() -> Health {
                 recovered_share: Some(0.25),
             }],
         },
+        identity: IdentityReport {
+            enriched: 12,
+            mean_gain: Some(27.5),
+        },
     }
 }
 
@@ -291,6 +296,8 @@ fn figures_carry_their_metric_names() {
         ("emq.mean", "63.4"),
         ("emq.events", "200"),
         ("emq.below_threshold_share", "40.0"),
+        ("identity.enriched", "12"),
+        ("identity.mean_gain", "27.5"),
         ("emq.histogram.0", "0"),
         ("emq.histogram.7", "60"),
         ("emq.most_missing.0.events", "3"),
@@ -488,6 +495,7 @@ fn figures_without_a_value_show_a_dash() {
             totals: report.recovery,
             baselines: Vec::new(),
         },
+        identity: report.identity,
     };
     let html = render(
         Some(&empty),
@@ -507,6 +515,7 @@ fn figures_without_a_value_show_a_dash() {
         "emq.below_threshold_share",
         "recovery.unseen_share",
         "recovery.pixel_missing_share",
+        "identity.mean_gain",
     ] {
         assert_eq!(metric(&html, name), Some(NONE), "{name}");
     }
@@ -591,10 +600,10 @@ fn axis_tops_are_round() {
 
 #[test]
 fn css_and_script_stay_small() {
-    // With the destination form, the install card and the CSV upload: about 5.5 KB of the
-    // Worker gzipped.
+    // With the destination form, the install card, the CSV upload and the cash-on-delivery
+    // and identity settings: about 6.8 KB of the Worker gzipped.
     assert!(
-        CSS.len() + JS.len() <= 18 * 1024,
+        CSS.len() + JS.len() <= 19 * 1024,
         "{} bytes",
         CSS.len() + JS.len()
     );
@@ -637,6 +646,7 @@ fn full_destination(host: &str, last_test: Option<LastTest>) -> DestinationView 
         site_origins: vec!["https://shop.com".into(), "https://www.shop.com".into()],
         cookie_domain: Some("shop.com".into()),
         rate_limit_per_minute: 600,
+        identity_days: 30,
         kind: DestinationKind::Admin(Box::new(StoredFields {
             baseline_pixel_code: Some("CBASE1".into()),
             event_overrides: BTreeMap::from([("order_placed".into(), "PlaceAnOrder".into())]),
@@ -794,6 +804,14 @@ fn the_edit_form_holds_the_stored_settings() {
     assert!(tag_with_id(&html, "f-baseline_pixel_code").contains("value=\"CBASE1\""));
     assert!(tag_with_id(&html, "f-offline_event_set_id").contains("value=\"7301234567890123456\""));
     assert!(tag_with_id(&html, "f-rate_limit_per_minute").contains("value=\"600\""));
+    assert!(tag_with_id(&html, "f-identity_days").contains("value=\"30\""));
+    assert!(html.contains("<dd data-field=\"identity_days\">30</dd>"));
+    let off = DestinationView {
+        identity_days: 0,
+        ..full_destination("t.shop.com", None)
+    };
+    let off_page = page_with(std::slice::from_ref(&off), None);
+    assert!(off_page.contains("<dd data-field=\"identity_days\">off</dd>"));
     assert!(tag_with_id(&html, "f-cookie_domain").contains("value=\"shop.com\""));
     assert!(!tag_with_id(&html, "f-custom_events").contains("checked"));
     for text in [
@@ -850,6 +868,7 @@ fn each_field_has_its_error_slot_right_after_it() {
         "custom_events",
         "rate_limit_per_minute",
         "conversion_events",
+        "identity_days",
         "host",
     ] {
         assert!(names.contains(&path_root), "{path_root}");

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ttedge_core::cod::OrderUpdate;
 use ttedge_core::event::PixelStatus;
-use ttedge_core::quality::QualitySummary;
+use ttedge_core::hashing::Sha256Hex;
+use ttedge_core::identity::IdentityUse;
+use ttedge_core::quality::{MatchQuality, QualitySummary};
 use worker::{Env, Headers, Method, Response, Result};
 
 use super::report::{ConversionCounts, Health, ParkedList, QueueState, ReplayAnswer};
@@ -72,6 +74,12 @@ pub struct Intake {
     /// confirmation.
     #[serde(default)]
     pub cod_days: u32,
+    /// Days identities are kept for this destination; 0: identity resolution is off.
+    #[serde(default)]
+    pub identity_days: u32,
+    /// `_ttp` values whose identity is erased: an event of the request denied `ad_user_data`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erase_ttps: Vec<String>,
 }
 
 /// One ready event. The element travels as raw JSON: it is checked once when the intake is
@@ -96,6 +104,10 @@ pub struct IntakeEvent {
     /// confirmation. Absent for every other event, which then costs nothing more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// What identity resolution may do with it (core's
+    /// [`allowed`](ttedge_core::identity::allowed)).
+    #[serde(default)]
+    pub identity: IdentityUse,
 }
 
 /// `POST /orders`: a cash-on-delivery order paid, delivered or cancelled.
@@ -150,6 +162,64 @@ pub struct IntakeAnswer {
     pub queued: u32,
     /// Event ids already received within the deduplication window (not queued again).
     pub duplicates: Vec<String>,
+    /// Events that received a stored identity, with the match quality they are sent with.
+    #[serde(default)]
+    pub enriched: Vec<EnrichedEvent>,
+}
+
+/// An event enriched at intake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrichedEvent {
+    /// Its event id.
+    pub event_id: String,
+    /// Its match quality after enrichment.
+    pub emq: MatchQuality,
+}
+
+/// A data-subject request: the identities of one browser or one email, for one pixel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityQuery {
+    /// The destination's pixel: identities are never shared between pixels.
+    pub pixel_code: String,
+    /// The browser's `_ttp`.
+    #[serde(default)]
+    pub ttp: Option<String>,
+    /// The email's hash (the Worker hashes a clear email).
+    #[serde(default)]
+    pub email: Option<Sha256Hex>,
+    /// Erase what is found, rather than only list it.
+    #[serde(default)]
+    pub erase: bool,
+}
+
+/// One stored identity as listed: hashes only, never a clear value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityView {
+    /// `ttp` or `external_id`.
+    pub kind: String,
+    /// The `_ttp` value, or the external id's hash.
+    pub key: String,
+    /// SHA-256 of the email.
+    pub email_sha256: Option<String>,
+    /// SHA-256 of the phone.
+    pub phone_sha256: Option<String>,
+    /// SHA-256 of the external id.
+    pub external_id_sha256: Option<String>,
+    /// When it was first learned, epoch ms.
+    pub first_seen_ms: u64,
+    /// When it was last learned or used (written at most once a day), epoch ms.
+    pub last_seen_ms: u64,
+    /// When it expires unless used again, epoch ms.
+    pub expires_ms: u64,
+}
+
+/// The answer to an [`IdentityQuery`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentitiesAnswer {
+    /// What is stored (for an erasure: what was stored before it).
+    pub identities: Vec<IdentityView>,
+    /// Rows erased; 0 when only listing.
+    pub erased: u64,
 }
 
 /// A page of parked events: at most `limit` rows after id `after`.
@@ -322,6 +392,15 @@ pub async fn conversions(
     query: &ConversionQuery,
 ) -> Result<ConversionCounts> {
     json(call(env, site, Route::Conversions, Some(query)).await?).await
+}
+
+/// Lists, or erases, the identities a data-subject request names.
+pub async fn identities(
+    env: &Env,
+    site: &SiteConfig,
+    query: &IdentityQuery,
+) -> Result<IdentitiesAnswer> {
+    json(call(env, site, Route::Identities, Some(query)).await?).await
 }
 
 fn queue_unavailable() -> ApiError {

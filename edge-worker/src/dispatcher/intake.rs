@@ -11,7 +11,8 @@ use ttedge_core::health::{unseen_by_pixel, Counts};
 use ttedge_core::quality::QualitySummary;
 use worker::Result;
 
-use super::client::{Intake, IntakeAnswer, Replay};
+use super::client::{EnrichedEvent, Intake, IntakeAnswer, Replay};
+use super::identity::{self, Resolver};
 use super::report::ReplayAnswer;
 use super::storage::{EventMeta, LaneKey, ParkedRow, Storage, MAX_EVENTS_PER_ROW};
 
@@ -59,11 +60,28 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
             continue;
         }
         let mut pixel_missing = 0;
+        let resolver = Resolver {
+            storage,
+            pixel: &intake.pixel_code,
+            days: intake.identity_days,
+            now_ms,
+        };
         for event in &intake.events {
             if first.next() != Some(true) {
                 answer.duplicates.push(event.event_id.clone());
                 continue;
             }
+            let resolved = resolver.event(event);
+            if let Some(enriched) = &resolved.enriched {
+                counts.add(Metric::Enriched, 1);
+                counts.add(Metric::EnrichmentGain, enriched.gain());
+                quality.rescore(&enriched.before, &enriched.after);
+                answer.enriched.push(EnrichedEvent {
+                    event_id: event.event_id.clone(),
+                    emq: enriched.after.clone(),
+                });
+            }
+            let element = resolved.element.as_deref().unwrap_or(event.element.get());
             let lane = LaneKey {
                 pixel_code: intake.pixel_code.clone(),
                 test_event_code: intake.test_event_code.clone(),
@@ -73,13 +91,14 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
             if !row.data.is_empty() {
                 row.data.push(',');
             }
-            row.data.push_str(event.element.get());
+            row.data.push_str(element);
             row.meta.push(EventMeta {
                 event_id: event.event_id.clone(),
                 event_name: event.event_name.clone(),
                 pixel_status: event.pixel_status,
                 conversion: event.conversion,
-                len: event.element.get().len(),
+                len: element.len(),
+                identity: resolved.later,
             });
             answer.queued += 1;
             pixel_missing += u64::from(unseen_by_pixel(event.pixel_status));
@@ -91,6 +110,12 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
         counts.add(Metric::Received, u64::from(answer.queued));
         counts.add(Metric::PixelMissing, pixel_missing);
         answers.push(answer);
+    }
+    // Erased after the events: a denial is the request's last word on its browser.
+    for intake in intakes {
+        for ttp in &intake.erase_ttps {
+            identity::erase_ttp(storage, &intake.pixel_code, ttp)?;
+        }
     }
     // The counts ride on the first row; with no event to queue, they get a row of their own.
     let mut tally = (counts != Counts::default() || quality != QualitySummary::default())
@@ -167,6 +192,7 @@ pub fn replay(storage: &Storage, replay: &Replay, now_ms: u64) -> Result<ReplayA
                     pixel_status: row.pixel_status.as_deref().and_then(PixelStatus::parse),
                     conversion: row.conversion != 0,
                     len: row.element.len(),
+                    identity: None,
                 });
             }
             let mut counts = Counts::default();

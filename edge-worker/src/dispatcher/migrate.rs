@@ -180,6 +180,7 @@ fn meta_of(row: &OldRow) -> EventMeta {
             .and_then(ttedge_core::event::PixelStatus::parse),
         conversion: row.conversion.unwrap_or(0.0) != 0.0,
         len: row.element.len(),
+        identity: None,
     }
 }
 

@@ -13,9 +13,12 @@
 //! - [`send_loop`]: the alarm, and the one way a request reaches TikTok;
 //! - [`report`]: health, the queue's state and parked events, as typed answers;
 //! - [`orders`]: cash-on-delivery orders kept from checkout to confirmation.
+//! - [`identity`]: identity resolution's table, used at intake, at send time and for
+//!   data-subject requests.
 
 pub mod client;
 mod group;
+mod identity;
 mod intake;
 mod migrate;
 mod orders;
@@ -26,8 +29,9 @@ mod storage;
 mod test_call;
 
 pub use client::{
-    conversions, enqueue, health, order, parked, replay, state, test, wake, ConversionQuery,
-    Intake, IntakeEvent, OrderAnswer, OrderCall, OrderOutcome, ParkedPage, Replay, TestCall,
+    conversions, enqueue, health, identities, order, parked, replay, state, test, wake,
+    ConversionQuery, IdentityQuery, Intake, IntakeEvent, OrderAnswer, OrderCall, OrderOutcome,
+    ParkedPage, Replay, TestCall,
 };
 
 use routes::Route;
@@ -45,6 +49,8 @@ pub struct Dispatcher {
     storage: std::result::Result<Storage, String>,
     /// Collect requests waiting to be stored with the ones around them.
     groups: group::Groups,
+    /// When expired identities were last deleted.
+    expiry: identity::Expiry,
 }
 
 impl DurableObject for Dispatcher {
@@ -65,6 +71,7 @@ impl DurableObject for Dispatcher {
             env,
             storage,
             groups: group::Groups::default(),
+            expiry: identity::Expiry::default(),
         }
     }
 
@@ -124,6 +131,10 @@ impl DurableObject for Dispatcher {
                     &query.ranges,
                 )?)
             }
+            Route::Identities => {
+                let query: IdentityQuery = body(&mut req).await?;
+                Response::from_json(&identity::query(storage, &query)?)
+            }
         }
     }
 
@@ -133,7 +144,12 @@ impl DurableObject for Dispatcher {
             Err(reason) => return unavailable(reason),
         };
         let fired_ms = now_ms();
-        if let Some(at) = send_loop::run(storage, &self.env).await? {
+        let next = send_loop::run(storage, &self.env).await?;
+        if let Err(error) = self.expiry.run(storage, now_ms()) {
+            // The next hour tries again; the alarm below must not be lost for it.
+            worker::console_error!("identity expiry: {:?}", error.to_string());
+        }
+        if let Some(at) = next {
             // An alarm set during this run (by an intake) that fires by `at` will do; the
             // one firing now is spent, whatever `get_alarm` says of it.
             match self.state.storage().get_alarm().await? {

@@ -76,6 +76,8 @@ pub fn update(storage: &Storage, call: &OrderCall, now_ms: u64) -> Result<OrderA
         pixel_status: None,
         conversion: is_conversion(CONFIRMATION_EVENT, &[]),
         len: element.len(),
+        // It carries the checkout's identifiers, as they were when the consent was given.
+        identity: None,
     };
     storage.insert_intake(
         now_ms,

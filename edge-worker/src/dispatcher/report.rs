@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use ttedge_core::destination::BaselineRecovery;
-use ttedge_core::health::{self, Counts, EmqReport, HourBucket, HourPoint, Recovery, Windows};
+use ttedge_core::health::{
+    self, Counts, EmqReport, HourBucket, HourPoint, IdentityReport, Recovery, Windows,
+};
 use worker::Result;
 
 use super::send_loop::{count_intake, pending_intake, queued_events, window};
@@ -25,6 +27,9 @@ pub struct Health {
     pub emq: EmqReport,
     /// Recovery over the last 7 days, and against each imported baseline.
     pub recovery: RecoveryReport,
+    /// Identity resolution over the last 7 days: events enriched, mean points gained.
+    #[serde(default)]
+    pub identity: IdentityReport,
 }
 
 /// Recovery figures: the Dispatcher's own, and the admin API's per baseline.
@@ -209,6 +214,7 @@ pub fn health(storage: &Storage, now_ms: u64) -> Result<Health> {
             totals: report.recovery,
             baselines: Vec::new(),
         },
+        identity: report.identity,
     })
 }
 

@@ -27,6 +27,8 @@ pub enum Route {
     Conversions,
     /// `POST /orders`: a cash-on-delivery order paid, delivered or cancelled.
     Orders,
+    /// `POST /identities`: list or erase stored identities.
+    Identities,
 }
 
 impl Route {
@@ -45,6 +47,7 @@ impl Route {
             Route::Test => (Method::Post, "/test"),
             Route::Conversions => (Method::Post, "/conversions"),
             Route::Orders => (Method::Post, "/orders"),
+            Route::Identities => (Method::Post, "/identities"),
         };
         (method, path.to_string())
     }
@@ -68,6 +71,7 @@ impl Route {
             (Method::Post, "/test") => Route::Test,
             (Method::Post, "/conversions") => Route::Conversions,
             (Method::Post, "/orders") => Route::Orders,
+            (Method::Post, "/identities") => Route::Identities,
             _ => return Ok(None),
         };
         Ok(Some(route))

@@ -4,13 +4,14 @@
 //! splices them into TikTok's body, posts, and writes down what became of it: one state
 //! row per request, plus parked events when there are any.
 
-use ttedge_core::delivery::{next_batch, Lane, Next, Queued, SentBatch};
+use ttedge_core::delivery::{next_batch, Lane, Metric, Next, Queued, SentBatch};
 use ttedge_core::destination::day_of;
 use ttedge_core::health::unseen_by_pixel;
 use ttedge_core::ratelimit::{SlidingWindow, MINUTE_MS};
 use ttedge_core::tiktok::{request_body_spliced, Failure, Verdict};
 use worker::{Env, Result};
 
+use super::identity;
 use super::storage::{
     generation_of, position, CallRecord, EventMeta, IntakeSummary, LaneKey, State, Storage,
     INTAKE_GENERATION_MS,
@@ -163,7 +164,7 @@ async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
         return Err(worker::Error::RustError(format!("unreadable lane {key:?}")));
     };
     let batch = assemble(storage, &intake, key, lane.cursor, plan.count)?;
-    let Some(elements) = batch.elements else {
+    let Some(mut elements) = batch.elements else {
         // A damaged row: its events are parked with the reason, never sent half-read.
         let failure = Failure {
             http_status: 0,
@@ -179,6 +180,14 @@ async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
         storage.save_state(&mut state, now)?;
         return Ok(Step::Sent);
     };
+    // Events whose browser was identified since they came are sent with what it told.
+    let enriched = identity::enrich_queued(
+        storage,
+        &lane_key.pixel_code,
+        &batch.meta,
+        &mut elements,
+        now,
+    );
     let body = request_body_spliced(lane_key.request_key(), elements.iter().map(String::as_str));
 
     let outcome = post(delivery, body).await;
@@ -197,6 +206,20 @@ async fn step(storage: &Storage, delivery: &Delivery) -> Result<Step> {
     state.count(now, changes);
     if settled.delivered {
         state.convert(now, &lane_key.pixel_code, u64::from(batch.sent.conversions));
+        // Counted once, when the batch is delivered: each attempt enriches it anew.
+        for enriched in &enriched {
+            state.count(
+                now,
+                [
+                    (Metric::Enriched, 1),
+                    (Metric::EnrichmentGain, enriched.gain()),
+                ],
+            );
+            state
+                .hour(now)
+                .quality
+                .rescore(&enriched.before, &enriched.after);
+        }
     }
     if let Some(failure) = &settled.parked {
         let events: Vec<(&EventMeta, &str)> = batch

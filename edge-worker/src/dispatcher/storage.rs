@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use ttedge_core::delivery::{Lane, Metric};
 use ttedge_core::event::PixelStatus;
 use ttedge_core::health::{self, Counts, HourBucket};
+use ttedge_core::identity::IdentityUse;
 use ttedge_core::quality::QualitySummary;
 use ttedge_core::tiktok::{Failure, RequestKey};
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
@@ -92,6 +93,8 @@ const SCHEMA: &[&str] = &[
         sealed_token TEXT,
         rate_limit   INTEGER NOT NULL
     )",
+    // Identity resolution's hashed values per pixel and key.
+    super::identity::TABLE,
 ];
 
 /// Where the events of one lane go: TikTok's request key.
@@ -235,6 +238,10 @@ pub struct EventMeta {
     pub conversion: bool,
     /// Bytes of its element in the row's `data`.
     pub len: usize,
+    /// Set when it may still receive a stored identity at send time (its consent allows it
+    /// and it lacked a value at intake); absent otherwise, so most rows do not grow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityUse>,
 }
 
 impl EventMeta {
@@ -247,6 +254,7 @@ impl EventMeta {
             pixel_status: None,
             conversion: false,
             len: 0,
+            identity: None,
         }
     }
 }
@@ -450,6 +458,16 @@ impl Storage {
     /// The SQL handle, for the migration.
     pub fn sql(&self) -> &SqlStorage {
         &self.sql.sql
+    }
+
+    /// Runs a statement, its rows written counted: for the tables of other files
+    /// ([`identity`](super::identity)).
+    pub fn exec(
+        &self,
+        query: &str,
+        bindings: impl Into<Option<Vec<SqlStorageValue>>>,
+    ) -> worker::Result<CountedCursor<'_>> {
+        self.sql.exec(query, bindings)
     }
 
     /// Rows written through this storage since the object started, alarms set included.
