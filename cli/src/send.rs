@@ -9,6 +9,7 @@
 //! journal beside the file ([`journal`]) so that an interrupted run continues where it
 //! stopped.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use jiff::tz::TimeZone;
 use serde::Serialize;
+use ttedge_core::answer::AnswerStatus;
 use ttedge_core::event::{CollectEvent, Source};
 use ttedge_core::hashing::{self, Sha256Hex};
 use ttedge_core::mapping::NameRules;
@@ -422,14 +424,15 @@ fn confirmations(
                 event.index, event.event_id, row.id
             )));
         }
-        let (status, reason) = match event.status.as_str() {
-            "ready" => (Answered::Ready, None),
-            "duplicate" => (Answered::Duplicate, None),
-            "rejected" => (Answered::Rejected, event.reason),
+        let reason = event.reason.map(Cow::into_owned);
+        let (status, reason) = match event.status {
+            AnswerStatus::Ready => (Answered::Ready, None),
+            AnswerStatus::Duplicate => (Answered::Duplicate, None),
+            AnswerStatus::Rejected => (Answered::Rejected, reason),
             // Skipped or held back: not stored to be sent, so counted as refused.
             other => (
                 Answered::Rejected,
-                Some(format!("{other}: {}", event.reason.unwrap_or_default())),
+                Some(format!("{other}: {}", reason.unwrap_or_default())),
             ),
         };
         by_index[event.index] = Some(Confirmed {

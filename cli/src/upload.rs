@@ -10,35 +10,14 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 pub use ttedge_core::offline::{
     MAX_UPLOAD_BYTES as MAX_BODY_BYTES, MAX_UPLOAD_EVENTS as MAX_EVENTS,
 };
 /// The longest `Retry-After` honoured; a longer one is waited this long, then retried.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
-/// The Worker's answer to an upload (as `/collect`'s).
-#[derive(Debug, Deserialize)]
-pub struct UploadAnswer {
-    /// Whether the destination sends to TikTok (false: stored, test mode).
-    pub live: bool,
-    /// One answer per non-blank line.
-    pub events: Vec<EventAnswer>,
-}
-
-/// The Worker's answer to one line.
-#[derive(Debug, Deserialize)]
-pub struct EventAnswer {
-    /// Position among the body's non-blank lines, from 0.
-    pub index: usize,
-    /// The event's id, when the line could be read.
-    pub event_id: Option<String>,
-    /// `ready`, `duplicate`, `rejected` (or another pipeline status).
-    pub status: String,
-    /// Why it is not ready.
-    pub reason: Option<String>,
-}
+/// The Worker's answer to an upload: core's, the type the Worker writes it with.
+pub type UploadAnswer = ttedge_core::answer::CollectAnswer<'static>;
 
 /// Why an upload stopped.
 #[derive(Debug)]

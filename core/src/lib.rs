@@ -33,6 +33,7 @@
 
 extern crate alloc;
 
+pub mod answer;
 pub mod cod;
 pub mod connection;
 pub mod consent;

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use ttedge_core::answer::{AnswerStatus, CollectAnswer, EventAnswer};
 use ttedge_core::cod;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::health::is_conversion;
@@ -24,34 +25,6 @@ use crate::runtime;
 
 /// The largest body accepted (DESIGN: 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The 202 answer: how many events were queued, and each event's fate.
-#[derive(Serialize)]
-struct CollectAnswer<'a> {
-    accepted: usize,
-    /// `false` while the destination is being set up: events are scored and counted, not
-    /// sent.
-    live: bool,
-    events: Vec<EventAnswer<'a>>,
-}
-
-/// One event in the answer.
-#[derive(Serialize)]
-pub(crate) struct EventAnswer<'a> {
-    pub index: usize,
-    /// The file line of an offline upload's CSV row; absent elsewhere.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    /// `None` only for an offline upload's line that could not be read.
-    pub event_id: Option<&'a str>,
-    /// `ready`, `skipped`, `held`, `rejected`, or `duplicate` when already received.
-    pub status: &'a str,
-    /// The TikTok event name.
-    pub event: Option<&'a str>,
-    pub reason: Option<Cow<'a, str>>,
-    /// As sent: after identity resolution, when it added to the event.
-    pub emq: Option<Cow<'a, MatchQuality>>,
-}
 
 /// `OPTIONS /collect`: allowed origins get credentials-enabled CORS, others 403.
 pub async fn preflight(req: &Request, env: &Env) -> Result<Response> {
@@ -156,12 +129,7 @@ async fn handle(
     let mut intake = intake(site, &prepared.events)?;
     intake.erase_ttps = erasures(&prepared.events, cookie_header.as_deref());
     let answers = store_intake(env, site, &prepared.events, intake).await?;
-    let response = Response::from_json(&CollectAnswer {
-        accepted: answers.iter().filter(|a| a.status == "ready").count(),
-        live: site.live,
-        events: answers,
-    })?
-    .with_status(202);
+    let response = Response::from_json(&CollectAnswer::new(site.live, answers))?.with_status(202);
     for cookie in &prepared.set_cookies {
         response.headers().append("Set-Cookie", cookie)?;
     }
@@ -390,19 +358,12 @@ fn answer_for<'a>(
                 .find(|e| e.event_id == event.event_id)
         })
         .flatten();
-    let status = match event.status {
-        Status::Ready if duplicate => "duplicate",
-        Status::Ready => "ready",
-        Status::Skipped => "skipped",
-        Status::Held => "held",
-        Status::Rejected => "rejected",
-    };
     EventAnswer {
         index: event.index,
         line: None,
-        event_id: Some(&event.event_id),
-        status,
-        event: event.event_name.as_deref(),
+        event_id: Some(Cow::Borrowed(&event.event_id)),
+        status: AnswerStatus::of(event.status, duplicate),
+        event: event.event_name.as_deref().map(Cow::Borrowed),
         reason: match (repeat, duplicate) {
             (true, _) => Some(Cow::Borrowed(
                 "an earlier event of this request has this event_id; not queued again",

@@ -28,7 +28,7 @@
 
 use std::borrow::Cow;
 
-use serde::Serialize;
+use ttedge_core::answer::{CollectAnswer, EventAnswer};
 use ttedge_core::event::{parse_collect, CollectEvent, Source};
 use ttedge_core::mapping::NameRules;
 use ttedge_core::offline::{
@@ -38,7 +38,7 @@ use ttedge_core::offline::{
 use ttedge_core::pipeline::{prepare, RequestContext};
 use worker::{Env, Request, Response};
 
-use crate::collect::{store_and_answer, EventAnswer};
+use crate::collect::store_and_answer;
 use crate::config::{self, SiteConfig};
 use crate::error::ApiError;
 use crate::runtime;
@@ -49,14 +49,6 @@ pub const MAX_EVENTS: usize = MAX_UPLOAD_EVENTS;
 pub const MAX_BODY_BYTES: usize = MAX_UPLOAD_BYTES;
 /// The Worker var that sets the oldest accepted event, in days.
 pub const MAX_AGE_VAR: &str = "OFFLINE_MAX_AGE_DAYS";
-
-/// The answer: as `/collect`'s.
-#[derive(Serialize)]
-struct UploadAnswer<'a> {
-    accepted: usize,
-    live: bool,
-    events: Vec<EventAnswer<'a>>,
-}
 
 /// How a CSV chunk is read: the query of a `text/csv` upload.
 struct CsvQuery {
@@ -177,15 +169,11 @@ pub async fn upload(mut req: Request, env: &Env, host: &str) -> Result<Response,
         u32::try_from(read.refused.len()).unwrap_or(0),
     )
     .await?;
-    answers.extend(read.refused.iter().map(|(index, reason)| EventAnswer {
-        index: *index,
-        line: None,
-        event_id: None,
-        status: "rejected",
-        event: None,
-        reason: Some(Cow::Borrowed(reason.as_str())),
-        emq: None,
-    }));
+    answers.extend(
+        read.refused
+            .iter()
+            .map(|(index, reason)| EventAnswer::refused(*index, Cow::Borrowed(reason))),
+    );
     for answer in &mut answers {
         answer.line = read.lines.get(answer.index).copied();
     }
@@ -229,12 +217,7 @@ fn read_csv<'r>(
 }
 
 fn answer(site: &SiteConfig, events: Vec<EventAnswer<'_>>) -> Result<Response, ApiError> {
-    Ok(Response::from_json(&UploadAnswer {
-        accepted: events.iter().filter(|a| a.status == "ready").count(),
-        live: site.live,
-        events,
-    })?
-    .with_status(202))
+    Ok(Response::from_json(&CollectAnswer::new(site.live, events))?.with_status(202))
 }
 
 /// The body's lines that hold anything but whitespace, without their line ends (LF or CRLF).

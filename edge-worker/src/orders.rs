@@ -8,6 +8,7 @@
 //! an external id: through core's offline row and pipeline (hashing happens there) and the
 //! same [`store_and_answer`] as `/collect`.
 
+use ttedge_core::answer::AnswerStatus;
 use ttedge_core::cod::{self, parse_update, OrderIdFrom, OrderUpdate, SIGNATURE_HEADER};
 use ttedge_core::destination::SettingsError;
 use ttedge_core::offline::{to_collect_event, OfflineRow, MAX_AGE_MS};
@@ -170,9 +171,9 @@ async fn offline(
         ));
     };
     let outcome = match sent.status {
-        "ready" if !site.live => OrderOutcome::NotLive,
-        "ready" => OrderOutcome::QueuedOffline,
-        "duplicate" => OrderOutcome::Duplicate,
+        AnswerStatus::Ready if !site.live => OrderOutcome::NotLive,
+        AnswerStatus::Ready => OrderOutcome::QueuedOffline,
+        AnswerStatus::Duplicate => OrderOutcome::Duplicate,
         _ => {
             let reason = sent.reason.as_deref().unwrap_or("not ready");
             return Err(ApiError::new(
@@ -185,6 +186,6 @@ async fn offline(
     Ok(OrderAnswer {
         order_id: order_id.to_string(),
         outcome,
-        event_id: sent.event_id.map(str::to_string),
+        event_id: sent.event_id.as_deref().map(str::to_string),
     })
 }
