@@ -64,14 +64,10 @@ async fn upload(site: &Site, token: &str, body: String) -> anyhow::Result<(u16, 
     upload_to(site, HOST, token, body).await
 }
 
-fn line(value: Value) -> String {
-    value.to_string()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn offline_upload_end_to_end() -> anyhow::Result<()> {
+/// A Worker whose default destination has `default_token`, and the destination of `HOST`.
+async fn start(default_token: &str) -> anyhow::Result<Site> {
     let site = Site::start(
-        "e2e-offline-default-token-0001",
+        default_token,
         "C4DEFAULT00000000000",
         ADMIN_TOKEN,
         &[("MASTER_KEY", MASTER_KEY)],
@@ -82,6 +78,16 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
         "site_origins": ["https://shop-o.test"],
     });
     site.put_destination(HOST, &settings).await?;
+    Ok(site)
+}
+
+fn line(value: Value) -> String {
+    value.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_upload_end_to_end() -> anyhow::Result<()> {
+    let site = start("e2e-offline-default-token-0001").await?;
 
     let now = now_ms();
     let body = [
@@ -350,18 +356,7 @@ fn cli_dry_run(path: &std::path::Path) -> anyhow::Result<Vec<Value>> {
 /// gives them, and only the good rows reach TikTok, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn csv_chunks_end_to_end() -> anyhow::Result<()> {
-    let site = Site::start(
-        "e2e-offline-default-token-0002",
-        "C4DEFAULT00000000000",
-        ADMIN_TOKEN,
-        &[("MASTER_KEY", MASTER_KEY)],
-    )
-    .await?;
-    let settings = json!({
-        "pixel_id": PIXEL, "access_token": TOKEN, "live": true,
-        "site_origins": ["https://shop-o.test"],
-    });
-    site.put_destination(HOST, &settings).await?;
+    let site = start("e2e-offline-default-token-0002").await?;
 
     let now = now_ms();
     let t1 = bangkok(now - DAY_MS);
