@@ -455,8 +455,9 @@ fn holds_counted_rows(state: &State, g: u64) -> bool {
 }
 
 /// Whether an alarm has work to do: events queued or not yet counted, a past generation
-/// to end, deduplication keys past their window, or cash-on-delivery orders expired. The cron and `/healthz` wake the
-/// object only then, since setting an alarm is billed as a row written.
+/// to end, deduplication keys past their window, or cash-on-delivery orders expired. The
+/// cron and `/healthz` wake the object only then, since setting an alarm is billed as a row
+/// written.
 pub fn has_work(storage: &Storage, now_ms: u64) -> Result<bool> {
     let state = storage.state()?;
     let intake = pending_intake(storage, &state)?;
