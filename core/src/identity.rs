@@ -70,6 +70,19 @@ impl IdentityUse {
         }
     }
 
+    /// This use narrowed to what an event whose user is `user` can make of it: learning
+    /// needs a value to teach and a key to keep it under, enrichment a value missing and a
+    /// key to look one up by. The Dispatcher does not even read an element whose use is left
+    /// without either, which is most events of a site nobody logs into.
+    pub fn for_user(self, user: &User<'_>) -> IdentityUse {
+        let has = |keys: [Option<IdentityKey<'_>>; 2]| keys.iter().any(Option::is_some);
+        IdentityUse {
+            learn: self.learn && user.identifies() && has(learn_keys(user, &self)),
+            enrich: self.enrich && lacks_any(user) && has(lookup_keys(user)),
+            ..self
+        }
+    }
+
     /// The same use for a destination that keeps identities `days` days: with 0 the store
     /// is off, so nothing is learned or enriched (a denial still erases).
     pub fn within(self, days: u32) -> IdentityUse {
@@ -202,11 +215,6 @@ pub fn expiry(at_ms: u64, days: u32) -> u64 {
     at_ms.saturating_add(u64::from(days).saturating_mul(DAY_MS))
 }
 
-/// Whether `user` carries a value an identity keeps.
-pub fn identifies(user: &User<'_>) -> bool {
-    user.email.is_some() || user.phone.is_some() || user.external_id.is_some()
-}
-
 /// Whether `user` lacks a value an identity could fill.
 pub fn lacks_any(user: &User<'_>) -> bool {
     user.email.is_none() || user.phone.is_none() || user.external_id.is_none()
@@ -223,7 +231,7 @@ pub fn learn(
     now_ms: u64,
     days: u32,
 ) -> Option<Identity> {
-    if days == 0 || !identifies(user) {
+    if days == 0 || !user.identifies() {
         return None;
     }
     let stored = stored.filter(|identity| identity.is_live(now_ms, days));
@@ -376,6 +384,40 @@ mod tests {
         assert_eq!(keys[0], None);
         assert_eq!(keys[1], Some(IdentityKey::ExternalId(hash("c-1"))));
         assert_eq!(lookup_keys(&with_id)[0], Some(IdentityKey::Ttp("ttp-1")));
+    }
+
+    #[test]
+    fn a_use_is_narrowed_to_what_the_event_can_make_of_it() {
+        let full = IdentityUse {
+            learn: true,
+            enrich: true,
+            ..IdentityUse::default()
+        };
+        // A page view with a cookie only: nothing to teach, something to gain.
+        let anonymous = full.for_user(&user(None, None));
+        assert!(!anonymous.learn && anonymous.enrich);
+        // Without a ttp or an external id: no key, so neither.
+        let keyless = User {
+            ttp: None,
+            ..user(Some("a@b.com"), None)
+        };
+        assert_eq!(full.for_user(&keyless), IdentityUse::default());
+        // Everything carried: it teaches, and lacks nothing.
+        let mut complete = user(Some("a@b.com"), Some("555"));
+        complete.external_id = Some(hash("c-1"));
+        let narrowed = full.for_user(&complete);
+        assert!(narrowed.learn && !narrowed.enrich);
+        // A minted ttp and no external id: no key to learn under.
+        let minted = IdentityUse {
+            new_ttp: true,
+            ..full
+        };
+        assert!(!minted.for_user(&user(Some("a@b.com"), None)).learn);
+        // Consent is never widened.
+        assert_eq!(
+            IdentityUse::default().for_user(&complete),
+            IdentityUse::default()
+        );
     }
 
     #[test]

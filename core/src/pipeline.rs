@@ -320,12 +320,13 @@ fn prepare_event<'a>(
         properties,
         limited_data_use: decision.limited_data_use,
     };
-    if source == Source::Offline && !identifies(&element.user) {
+    if source == Source::Offline && !element.user.identifies() {
         // TikTok refuses an offline event without one; no cookie or IP can stand in for it.
         prepared.reason = Some(RowError::NoIdentifier.to_string());
         return prepared;
     }
     prepared.emq = Some(quality::score(&match_signals(&element), source));
+    prepared.identity = prepared.identity.for_user(&element.user);
     if decision.send {
         prepared.status = Status::Ready;
         prepared.tiktok = Some(element);
@@ -334,11 +335,6 @@ fn prepare_event<'a>(
         prepared.reason = Some("held back by consent: sendable_to_ads is false".to_string());
     }
     prepared
-}
-
-/// Whether `user` names a person as an offline event must: by email, phone or external id.
-fn identifies(user: &User<'_>) -> bool {
-    user.email.is_some() || user.phone.is_some() || user.external_id.is_some()
 }
 
 /// Trimmed, and `None` when empty; still borrowed.

@@ -43,6 +43,7 @@
 //! ```
 
 pub mod browser;
+pub mod clock;
 pub mod collect;
 pub mod hostile;
 pub mod mock;

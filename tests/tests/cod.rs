@@ -5,12 +5,12 @@
 //! event, the health figures, and the rows written per order.
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use reqwest::Method;
 use serde_json::{json, Value};
-use ttedge_e2e::{RecordedEvent, Site};
+use ttedge_e2e::{clock, RecordedEvent, Site};
 
 const ADMIN_TOKEN: &str = "e2e-cod-admin-token-8e3f";
 const MASTER_KEY: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809";
@@ -30,10 +30,7 @@ const BUYER3_HASH: &str = "8b328910f89ee026eb1648d59133787b236b6c429b4278c091660
 const OFFLINE_HASH: &str = "a00f0efceed68bc0d3c923de13e1360e199b7a1dec29fb0a9d63ac9b49add84f";
 
 fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    clock::now_ms() / 1_000
 }
 
 /// The webhook header for `body` signed at `t` with `secret`, the HMAC computed by

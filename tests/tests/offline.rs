@@ -2,10 +2,11 @@
 //! and the loopback mock of TikTok: a JSON Lines body answered per event, request headers
 //! kept away from TikTok, a resend answered as duplicates, the 413s and a wrong token.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::bail;
 use serde_json::{json, Value};
+use ttedge_e2e::clock::{self, now_ms, DAY_MS};
 use ttedge_e2e::Site;
 
 const ADMIN_TOKEN: &str = "e2e-offline-admin-token-5d2a";
@@ -15,16 +16,8 @@ const TOKEN: &str = "siteo-token-1a2b3c4d5e6f708192a3SECRETO";
 const PIXEL: &str = "C4SITEO0000000000000";
 const HEADER_IP: &str = "198.51.100.77";
 const HEADER_UA: &str = "UploaderBot/1.0 (header, must not reach TikTok)";
-const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
 /// SHA-256 of `buyer@example.com`.
 const EMAIL_HASH: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
 
 fn upload_path(host: &str) -> String {
     format!("/admin/api/destinations/{host}/offline")
@@ -79,6 +72,19 @@ async fn start(default_token: &str) -> anyhow::Result<Site> {
     });
     site.put_destination(HOST, &settings).await?;
     Ok(site)
+}
+
+/// Each answered event's `key` (`index` or `line`) with its status.
+fn statuses_by<'a>(events: &'a [Value], key: &str) -> Vec<(u64, &'a str)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e[key].as_u64().unwrap_or(u64::MAX),
+                e["status"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect()
 }
 
 fn line(value: Value) -> String {
@@ -138,15 +144,7 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
     assert_eq!(status, 202, "{answer:#}");
     let events = answer["events"].as_array().cloned().unwrap_or_default();
     assert_eq!(events.len(), 7, "{answer:#}");
-    let statuses: Vec<(u64, &str)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["index"].as_u64().unwrap_or(99),
-                e["status"].as_str().unwrap_or("?"),
-            )
-        })
-        .collect();
+    let statuses = statuses_by(&events, "index");
     assert_eq!(
         statuses,
         vec![
@@ -299,19 +297,7 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
 
 /// `YYYY-MM-DD HH:MM:SS` of `ms` at +07:00, as a shop in Bangkok exports it.
 fn bangkok(ms: i64) -> String {
-    let offset = time::UtcOffset::from_hms(7, 0, 0).expect("+07:00");
-    let at = time::OffsetDateTime::from_unix_timestamp(ms / 1_000)
-        .expect("a time")
-        .to_offset(offset);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    clock::local_time(ms, 7)
 }
 
 async fn upload_csv(site: &Site, query: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
@@ -387,15 +373,7 @@ async fn csv_chunks_end_to_end() -> anyhow::Result<()> {
         .iter()
         .flat_map(|x| x["events"].as_array().cloned().unwrap_or_default())
         .collect();
-    let summary: Vec<(u64, &str)> = answers
-        .iter()
-        .map(|e| {
-            (
-                e["line"].as_u64().unwrap_or(0),
-                e["status"].as_str().unwrap_or("?"),
-            )
-        })
-        .collect();
+    let summary = statuses_by(&answers, "line");
     assert_eq!(
         summary,
         [

@@ -22,11 +22,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
-use ttedge_e2e::{repo_root, Site};
+use ttedge_e2e::{clock, repo_root, Site};
 
 const ADMIN_TOKEN: &str = "e2e-send-admin-token-77c1";
 const MASTER_KEY: &str = "1c2d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddeeff0a0";
@@ -87,6 +87,18 @@ fn summary(output: &Output) -> anyhow::Result<Value> {
     })
 }
 
+/// The summary of a run that exited 0 (every row ready and sent).
+fn succeeded(output: &Output) -> anyhow::Result<Value> {
+    if output.status.code() != Some(0) {
+        bail!(
+            "ttedge send exited {}; stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    summary(output)
+}
+
 /// Event ids the mock received that start with `prefix`, with how often each came.
 fn received(site: &Site, prefix: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -141,10 +153,7 @@ fn journal_of(path: &Path) -> PathBuf {
 
 /// `n` rows with order ids `<prefix><i>`, timed an hour ago (epoch seconds).
 fn rows(prefix: &str, n: usize) -> Vec<u8> {
-    let at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() - 3_600)
-        .unwrap_or_default();
+    let at = clock::now_ms() / 1_000 - 3_600;
     let mut csv = String::from("order_id,email,total,currency,created_at\n");
     for i in 0..n {
         csv.push_str(&format!(
@@ -295,13 +304,7 @@ A-5;d@x.io;;;5;GBP\r\n"
 async fn whole_big_file(binary: &Path, site: &Site) -> anyhow::Result<()> {
     let path = write("big.csv", &rows("B-", BIG))?;
     let output = command(binary, site, &path).output().await?;
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = summary(&output)?;
+    let summary = succeeded(&output)?;
     assert_eq!(summary["rows"], BIG);
     assert_eq!(summary["upload"]["accepted"], BIG, "{summary:#}");
     assert_eq!(summary["upload"]["duplicates"], 0);
@@ -351,13 +354,7 @@ async fn killed_and_resumed(binary: &Path, site: &Site) -> anyhow::Result<()> {
     );
 
     let output = command(binary, site, &path).output().await?;
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary = summary(&output)?;
+    let summary = succeeded(&output)?;
     let upload = &summary["upload"];
     let resumed = upload["resumed"].as_u64().context("resumed")? as usize;
     let sent = upload["sent_this_run"].as_u64().context("sent_this_run")? as usize;

@@ -11,11 +11,12 @@
 //! otherwise it goes to `target/e2e-logs/`.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{ensure, Context as _};
 use serde_json::json;
 use ttedge_e2e::browser::{Browser, BrowserOptions};
+use ttedge_e2e::clock::{self, now_ms, DAY_MS};
 use ttedge_e2e::{repo_root, Site};
 
 const ADMIN_TOKEN: &str = "e2e-upload-admin-token-93be";
@@ -24,23 +25,10 @@ const HOST: &str = "t.shop-u.test";
 const TOKEN: &str = "siteu-token-9f8e7d6c5b4a3928SECRETU";
 const PIXEL: &str = "C4SITEU0000000000000";
 const ROWS: usize = 3_000;
-const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
 
 /// `YYYY-MM-DD HH:MM:SS` of `ms` at +07:00.
 fn bangkok(ms: i64) -> String {
-    let offset = time::UtcOffset::from_hms(7, 0, 0).expect("+07:00");
-    let at = time::OffsetDateTime::from_unix_timestamp(ms / 1_000)
-        .expect("a time")
-        .to_offset(offset);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    clock::local_time(ms, 7)
 }
 
 /// The export, and what a correct upload of it gives.
@@ -144,7 +132,7 @@ async fn a_messy_csv_is_uploaded_from_the_dashboard_in_chunks() -> anyhow::Resul
     });
     site.put_destination(HOST, &settings).await?;
 
-    let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    let now = now_ms();
     let export = export(now);
     let file = tempfile::Builder::new()
         .prefix("shop-export-")

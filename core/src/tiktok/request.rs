@@ -160,6 +160,12 @@ pub struct User<'a> {
 }
 
 impl User<'_> {
+    /// Whether it names a person: by email, phone or external id (what an offline event
+    /// needs, and what identity resolution keeps).
+    pub fn identifies(&self) -> bool {
+        self.email.is_some() || self.phone.is_some() || self.external_id.is_some()
+    }
+
     fn write_json(&self, out: &mut String) {
         let mut user = Object::open(out);
         user.opt_digest(key!("email"), self.email.as_ref());

@@ -76,15 +76,7 @@ fn hash_value(hash: Option<Sha256Hex>) -> SqlStorageValue {
 }
 
 fn read(storage: &Storage, pixel: &str, key: &IdentityKey<'_>) -> Result<Option<Identity>> {
-    let rows: Vec<Row> = storage
-        .exec(
-            &format!(
-                "SELECT {COLUMNS} FROM identities WHERE pixel_code = ? AND kind = ? AND key = ?"
-            ),
-            vec![pixel.into(), key.kind().into(), key.value().into()],
-        )?
-        .to_array()?;
-    Ok(rows.first().map(Row::identity))
+    Ok(by_key(storage, pixel, key)?.first().map(Row::identity))
 }
 
 fn write(storage: &Storage, pixel: &str, key: &IdentityKey<'_>, identity: &Identity) -> Result<()> {
@@ -182,7 +174,8 @@ impl Resolver<'_> {
     }
 
     fn try_event(&self, event: &IntakeEvent) -> Result<Resolved> {
-        let usage = event.identity.within(self.days);
+        // The Worker narrowed it to the destination's days and to what the element allows.
+        let usage = event.identity;
         if !usage.learn && !usage.enrich {
             return Ok(Resolved::default());
         }

@@ -104,7 +104,8 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
             pixel_missing += u64::from(unseen_by_pixel(event.pixel_status));
             if let Some(order_id) = event.order_id.as_deref().filter(|_| intake.cod_days > 0) {
                 let expires = day_of(now_ms).saturating_add(intake.cod_days);
-                storage.insert_order(expires, &intake.pixel_code, order_id, event.element.get())?;
+                // As sent: the confirmation then carries what identity resolution added.
+                storage.insert_order(expires, &intake.pixel_code, order_id, element)?;
             }
         }
         counts.add(Metric::Received, u64::from(answer.queued));
@@ -120,9 +121,14 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
     // The counts ride on the first row; with no event to queue, they get a row of their own.
     let mut tally = (counts != Counts::default() || quality != QualitySummary::default())
         .then_some((counts, quality));
+    if rows.is_empty() && tally.is_none() {
+        return Ok(answers);
+    }
+    let generation = storage.intake_generation(now_ms)?;
     for row in &rows {
         let (counts, quality) = tally.take().unwrap_or_default();
-        storage.insert_intake(
+        storage.insert_intake_into(
+            generation,
             now_ms,
             Some(&row.lane),
             &row.meta,
@@ -132,7 +138,7 @@ pub fn enqueue(storage: &Storage, intakes: &[&Intake], now_ms: u64) -> Result<Ve
         )?;
     }
     if let Some((counts, quality)) = tally {
-        storage.insert_intake(now_ms, None, &[], "", &counts, &quality)?;
+        storage.insert_intake_into(generation, now_ms, None, &[], "", &counts, &quality)?;
     }
     Ok(answers)
 }

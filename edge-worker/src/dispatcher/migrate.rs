@@ -244,6 +244,9 @@ fn queued(storage: &Storage) -> worker::Result<()> {
         None,
     )?;
     let rows = old_rows(storage, "queued")?;
+    if !rows.is_empty() {
+        storage.open_generation(MIGRATED_GENERATION)?;
+    }
     let mut lanes: Vec<LaneKey> = rows.iter().map(lane_of).collect();
     lanes.sort();
     lanes.dedup();

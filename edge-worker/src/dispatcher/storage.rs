@@ -541,8 +541,18 @@ impl Storage {
             .collect()
     }
 
+    /// The generation intake rows written at `now_ms` go in, its table made. A clock that
+    /// steps back never puts a row before an existing one. One call serves every row of an
+    /// intake.
+    pub fn intake_generation(&self, now_ms: u64) -> worker::Result<u64> {
+        let latest = self.intake_generations()?.last().copied().unwrap_or(0);
+        let generation = (now_ms / INTAKE_GENERATION_MS).max(latest);
+        self.open_generation(generation)?;
+        Ok(generation)
+    }
+
     /// Stores one intake row in the current generation; answers the position of its first
-    /// event. A clock that steps back never puts a row before an existing one.
+    /// event.
     pub fn insert_intake(
         &self,
         now_ms: u64,
@@ -552,8 +562,7 @@ impl Storage {
         counts: &Counts,
         quality: &QualitySummary,
     ) -> worker::Result<u64> {
-        let latest = self.intake_generations()?.last().copied().unwrap_or(0);
-        let generation = (now_ms / INTAKE_GENERATION_MS).max(latest);
+        let generation = self.intake_generation(now_ms)?;
         self.insert_intake_into(generation, now_ms, lane, events, data, counts, quality)
     }
 
@@ -582,7 +591,9 @@ impl Storage {
         Ok(())
     }
 
-    /// [`insert_intake`](Storage::insert_intake) into a given generation.
+    /// [`insert_intake`](Storage::insert_intake) into a given generation, whose table
+    /// exists ([`intake_generation`](Storage::intake_generation) or
+    /// [`open_generation`](Storage::open_generation) made it).
     #[allow(clippy::too_many_arguments)]
     pub fn insert_intake_into(
         &self,
@@ -594,7 +605,6 @@ impl Storage {
         counts: &Counts,
         quality: &QualitySummary,
     ) -> worker::Result<u64> {
-        self.open_generation(generation)?;
         #[derive(Deserialize)]
         struct Seq {
             seq: i64,
