@@ -85,7 +85,7 @@ async function save(f) {
     cod_checkout_events: lines('cod_checkout_events'),
   };
   for (const n of ['access_token', 'webhook_secret']) if (v(n)) body[n] = v(n);
-  // Whole numbers go as numbers; anything else as typed, for the API to name what is wrong.
+  // Digits go as numbers, anything else as typed: the API names what is wrong.
   for (const n of ['rate_limit_per_minute', 'cod_days', 'identity_days']) {
     if (v(n)) body[n] = /^\d+$/.test(v(n)) ? Number(v(n)) : v(n);
   }
