@@ -36,14 +36,15 @@ lint:
 	$(CARGO) clippy -p ttedge-worker --target wasm32-unknown-unknown -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --exclude ttedge-e2e
+	$(CARGO) test --workspace --exclude ttedge-e2e --no-fail-fast
 
 wasm-core:
 	$(CARGO) build -p ttedge-core --target wasm32-unknown-unknown --release
 
-# Starts the mock TikTok and `wrangler dev` per test; needs the built Worker.
+# Starts the mock TikTok and `wrangler dev` per test; needs the built Worker. Every test
+# binary runs even after a failure, so one run reports every failing test.
 e2e: build
-	$(CARGO) test -p ttedge-e2e
+	$(CARGO) test -p ttedge-e2e --no-fail-fast
 
 bench:
 	@bash scripts/bench.sh

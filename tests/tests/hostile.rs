@@ -3977,6 +3977,15 @@ impl Rig {
 }
 
 /// Runs one case and returns what is wrong with its answer, and notes about it.
+/// An HTML answer with no body (not to a HEAD): what wrangler dev's live-reload rewriter
+/// leaves of a page whose request was cut short, never what the Worker sends.
+fn is_emptied_page(resp: &RawResponse, req: &Req) -> bool {
+    let html = resp
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html"));
+    html && resp.body.is_empty() && !req.method.eq_ignore_ascii_case("HEAD")
+}
+
 async fn run_case(rig: &Rig, case: &Case, suite: &Suite) -> (Vec<String>, Vec<String>) {
     let before = rig.site.tiktok.requests().len();
     let mut notes = Vec::new();
@@ -3984,13 +3993,19 @@ async fn run_case(rig: &Rig, case: &Case, suite: &Suite) -> (Vec<String>, Vec<St
     // client gone), wrangler dev's proxy may lose the next request: it answers 503 "Your
     // worker restarted mid-request. Please try sending the request again" (its own text,
     // never the Worker's), or nothing. Such a request is sent again, up to three times in
-    // all; a Worker that hangs or fails fails every time.
+    // all; a Worker that hangs or fails fails every time. The proxy also pipes every HTML
+    // answer through its live-reload HTMLRewriter, which can end the body empty when the
+    // client's request ends mid-answer (a stalled body's tail): the Worker never sends an
+    // empty page, so that answer counts as lost too.
     let mut attempt = 0;
     let resp = loop {
         attempt += 1;
         let lost = match rig.send(&case.req).await {
             Ok(resp) if resp.status == 503 && resp.text().contains(RESTARTED) => {
                 format!("wrangler dev answered 503 {RESTARTED:?}")
+            }
+            Ok(resp) if is_emptied_page(&resp, &case.req) => {
+                format!("wrangler dev's proxy emptied the {} page", resp.status)
             }
             Ok(resp) => break resp,
             Err(e) => format!("no answer ({e:#})"),
@@ -4585,6 +4600,17 @@ fn the_error_shape_is_read_strictly() {
     ] {
         assert!(check_error_shape(&answer(400, &[], bad)).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn only_an_empty_page_counts_as_emptied_by_the_proxy() {
+    let html = [("content-type", "text/html; charset=utf-8")];
+    let post = Req::new("POST", "/admin/login", "127.0.0.1");
+    assert!(is_emptied_page(&answer(413, &html, ""), &post));
+    assert!(!is_emptied_page(&answer(413, &html, "<form>"), &post));
+    assert!(!is_emptied_page(&answer(413, &[], ""), &post));
+    let head = Req::new("HEAD", "/admin", "127.0.0.1");
+    assert!(!is_emptied_page(&answer(200, &html, ""), &head));
 }
 
 #[test]
