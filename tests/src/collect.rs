@@ -457,11 +457,7 @@ pub async fn nothing_else_reached_tiktok(
     not_sent: NotSent,
 ) -> anyhow::Result<()> {
     tokio::time::sleep(QUIET).await;
-    let mut ids: Vec<String> = tiktok
-        .events()
-        .iter()
-        .filter_map(|e| e.event_id().map(str::to_owned))
-        .collect();
+    let mut ids = tiktok.event_ids();
     ids.sort();
     let mut expected: Vec<String> = delivered.to_vec();
     expected.sort();

@@ -462,6 +462,15 @@ impl MockTikTok {
         events_of(&self.shared.lock().requests)
     }
 
+    /// The `event_id` of every `data[]` element received, in arrival order (as
+    /// [`events`](Self::events)).
+    pub fn event_ids(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter_map(|e| e.event_id().map(str::to_owned))
+            .collect()
+    }
+
     /// The `data[]` elements of requests answered with success (HTTP 2xx and `code` 0).
     pub fn accepted_events(&self) -> Vec<RecordedEvent> {
         self.events().into_iter().filter(|e| e.accepted).collect()

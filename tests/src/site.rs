@@ -56,9 +56,27 @@ impl Site {
     /// Posts `body` to `/collect` as a browser would (user agent and client IP set); returns
     /// the 202 answer, or fails with whatever else came back.
     pub async fn collect(&self, body: &Value) -> anyhow::Result<Value> {
-        let resp = self
+        self.collect_as(None, None, body).await
+    }
+
+    /// [`collect`](Self::collect) sent as if to the site host `host` (`None`: the Worker's
+    /// own), from a browser whose `_ttp` cookie is `ttp` (`None`: no cookie).
+    pub async fn collect_as(
+        &self,
+        host: Option<&str>,
+        ttp: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
             .client
-            .post(format!("{}/collect", self.worker.base_url()))
+            .post(format!("{}/collect", self.worker.base_url()));
+        if let Some(host) = host {
+            request = request.header("Host", host);
+        }
+        if let Some(ttp) = ttp {
+            request = request.header("Cookie", format!("_ttp={ttp}"));
+        }
+        let resp = request
             .header("Content-Type", "application/json")
             .header("User-Agent", "Mozilla/5.0 (ttedge e2e)")
             .header("CF-Connecting-IP", "203.0.113.9")

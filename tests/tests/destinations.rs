@@ -388,12 +388,7 @@ async fn a_site_that_is_not_live_scores_and_counts_but_sends_nothing() -> anyhow
         .wait_for_events(1, Duration::from_secs(20))
         .await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let sent: Vec<String> = site
-        .tiktok
-        .events()
-        .iter()
-        .filter_map(|e| e.event_id().map(str::to_string))
-        .collect();
+    let sent = site.tiktok.event_ids();
     assert_eq!(sent, vec!["live-1".to_string()]);
     Ok(())
 }

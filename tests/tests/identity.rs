@@ -60,35 +60,6 @@ fn event(name: &str, id: &str, consent: Value, user_data: Option<Value>) -> Valu
     event
 }
 
-/// Posts `body` to `/collect` on `host` (`None`: the default destination) from a browser
-/// whose `_ttp` cookie is `ttp`; answers the 202 body.
-async fn collect(
-    site: &Site,
-    host: Option<&str>,
-    ttp: &str,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let url = format!("{}/collect", site.worker.base_url());
-    let mut request = site.client.post(url);
-    if let Some(host) = host {
-        request = request.header("Host", host);
-    }
-    let resp = request
-        .header("Content-Type", "application/json")
-        .header("User-Agent", "Mozilla/5.0 (ttedge e2e)")
-        .header("CF-Connecting-IP", "203.0.113.9")
-        .header("Cookie", format!("_ttp={ttp}"))
-        .body(body.to_string())
-        .send()
-        .await?;
-    let status = resp.status();
-    let text = resp.text().await?;
-    if status != 202 {
-        bail!("POST /collect answered {status}: {text}");
-    }
-    serde_json::from_str(&text).context("the 202 body is not JSON")
-}
-
 /// The element TikTok received with `event_id`, once it has.
 async fn received(site: &Site, event_id: &str) -> anyhow::Result<Value> {
     let deadline = Instant::now() + WAIT;
@@ -131,13 +102,13 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
     let ttp = "ttp-visitor-one";
 
     // A view with only the cookie: nothing to learn, nothing to fill.
-    let view = collect(
-        &site,
-        None,
-        ttp,
-        &json!(event("view_item", "view-1", granted(), None)),
-    )
-    .await?;
+    let view = site
+        .collect_as(
+            None,
+            Some(ttp),
+            &json!(event("view_item", "view-1", granted(), None)),
+        )
+        .await?;
     assert!(factors(&view).contains(&"email".to_string()), "{view}");
     let view_sent = received(&site, "view-1").await?;
     assert_eq!(view_sent["user"].get("email"), None, "{view_sent}");
@@ -149,17 +120,17 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
         granted(),
         Some(json!({"email": " Buyer@Example.com ", "phone": "+1 (555) 123-4567"})),
     );
-    collect(&site, None, ttp, &checkout).await?;
+    site.collect_as(None, Some(ttp), &checkout).await?;
 
     // The purchase on the thank-you page says neither: it is sent with both, and the answer
     // scores what is sent.
-    let purchase = collect(
-        &site,
-        None,
-        ttp,
-        &event("purchase", "purchase-1", granted(), None),
-    )
-    .await?;
+    let purchase = site
+        .collect_as(
+            None,
+            Some(ttp),
+            &event("purchase", "purchase-1", granted(), None),
+        )
+        .await?;
     let missing = factors(&purchase);
     assert!(
         !missing.contains(&"email".to_string()) && !missing.contains(&"phone".to_string()),
@@ -212,10 +183,9 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
     // A purchase whose own consent denies ad_user_data is not enriched (and erases).
     let denied =
         json!({"sendable_to_ads": true, "ad_storage": "granted", "ad_user_data": "denied"});
-    collect(
-        &site,
+    site.collect_as(
         None,
-        ttp,
+        Some(ttp),
         &event("purchase", "purchase-denied", denied, None),
     )
     .await?;
@@ -236,10 +206,9 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
     );
 
     // So a later purchase with consent granted again finds nothing.
-    collect(
-        &site,
+    site.collect_as(
         None,
-        ttp,
+        Some(ttp),
         &event("purchase", "purchase-2", granted(), None),
     )
     .await?;
@@ -274,12 +243,11 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
             granted(),
             Some(json!({"email": email})),
         );
-        collect(&site, None, ttp, &checkout).await?;
+        site.collect_as(None, Some(ttp), &checkout).await?;
     }
-    collect(
-        &site,
+    site.collect_as(
         None,
-        ttp,
+        Some(ttp),
         &event("purchase", "p-newest", granted(), None),
     )
     .await?;
@@ -290,10 +258,9 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
     );
 
     // Another pixel's destination never sees it, even on the same Dispatcher.
-    collect(
-        &site,
+    site.collect_as(
         Some(OTHER_HOST),
-        ttp,
+        Some(ttp),
         &event("purchase", "p-other-pixel", granted(), None),
     )
     .await?;
@@ -335,10 +302,9 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         !erased.to_string().contains("other@example.com"),
         "{erased}"
     );
-    collect(
-        &site,
+    site.collect_as(
         None,
-        ttp,
+        Some(ttp),
         &event("purchase", "p-after-erasure", granted(), None),
     )
     .await?;
@@ -352,14 +318,15 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         granted(),
         Some(json!({"email": "buyer@example.com", "external_id": "cust-77"})),
     );
-    collect(&site, None, "ttp-laptop", &laptop).await?;
+    site.collect_as(None, Some("ttp-laptop"), &laptop).await?;
     let phone_purchase = event(
         "purchase",
         "p-phone",
         granted(),
         Some(json!({"external_id": "cust-77"})),
     );
-    collect(&site, None, "ttp-phone", &phone_purchase).await?;
+    site.collect_as(None, Some("ttp-phone"), &phone_purchase)
+        .await?;
     let sent = received(&site, "p-phone").await?;
     assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
     assert_eq!(sent["user"]["external_id"], CUSTOMER_SHA256, "{sent}");
@@ -374,11 +341,10 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         unsure,
         Some(json!({"email": "buyer@example.com"})),
     );
-    collect(&site, None, ttp3, &checkout).await?;
-    collect(
-        &site,
+    site.collect_as(None, Some(ttp3), &checkout).await?;
+    site.collect_as(
         None,
-        ttp3,
+        Some(ttp3),
         &event("purchase", "p-unsure", granted(), None),
     )
     .await?;
@@ -407,10 +373,9 @@ async fn queued_events_are_enriched_when_their_browser_is_identified() -> anyhow
     let ttp = "ttp-visitor-four";
     // TikTok is down for two requests: the view stays queued for its retries.
     site.tiktok.fail_next_n(2, 503);
-    collect(
-        &site,
+    site.collect_as(
         None,
-        ttp,
+        Some(ttp),
         &event("view_item", "view-queued", granted(), None),
     )
     .await?;
@@ -422,7 +387,7 @@ async fn queued_events_are_enriched_when_their_browser_is_identified() -> anyhow
         granted(),
         Some(json!({"email": "buyer@example.com"})),
     );
-    collect(&site, None, ttp, &checkout).await?;
+    site.collect_as(None, Some(ttp), &checkout).await?;
     // The retried view goes out with it.
     let deadline = Instant::now() + WAIT;
     let sent = loop {
@@ -484,7 +449,7 @@ async fn the_reset_endpoint_erases_by_cookie_or_body() -> anyhow::Result<()> {
         identified("ttp-reset-cookie", "co-r1"),
         identified("ttp-reset-body", "co-r2"),
     ] {
-        collect(&site, None, ttp, &checkout).await?;
+        site.collect_as(None, Some(ttp), &checkout).await?;
     }
     // By the cookie the browser sends, then again: nothing left.
     assert_eq!(
@@ -501,7 +466,8 @@ async fn the_reset_endpoint_erases_by_cookie_or_body() -> anyhow::Result<()> {
         (200, json!({"erased": 1}))
     );
     for (ttp, id) in [("ttp-reset-cookie", "p-r1"), ("ttp-reset-body", "p-r2")] {
-        collect(&site, None, ttp, &event("purchase", id, granted(), None)).await?;
+        site.collect_as(None, Some(ttp), &event("purchase", id, granted(), None))
+            .await?;
         let sent = received(&site, id).await?;
         assert_eq!(sent["user"].get("email"), None, "{sent}");
     }

@@ -186,10 +186,7 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
         .tiktok
         .wait_for_events(3, Duration::from_secs(20))
         .await?;
-    let mut ids: Vec<String> = received
-        .iter()
-        .filter_map(|e| e.event_id().map(str::to_string))
-        .collect();
+    let mut ids = site.tiktok.event_ids();
     ids.sort();
     assert_eq!(
         ids,
@@ -449,10 +446,7 @@ async fn csv_chunks_end_to_end() -> anyhow::Result<()> {
         .tiktok
         .wait_for_events(3, Duration::from_secs(20))
         .await?;
-    let mut ids: Vec<String> = received
-        .iter()
-        .filter_map(|e| e.event_id().map(str::to_string))
-        .collect();
+    let mut ids = site.tiktok.event_ids();
     ids.sort();
     let mut expected = vec![
         "CompletePayment-C-1".to_string(),
