@@ -1,9 +1,26 @@
-//! Wall-clock times for tests that build dated events and shop exports.
+//! Wall-clock times for tests that build dated events and shop exports, or that count the
+//! rows a step writes.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
+
+/// How long the Dispatcher's intake tables hold (`INTAKE_GENERATION_MS` of
+/// edge-worker/src/dispatcher/storage.rs). Its days' tables turn over on these boundaries
+/// too, since a day is a whole number of them.
+pub const INTAKE_GENERATION_MS: i64 = 5 * 60 * 1_000;
+
+/// Waits, if need be, until `span` fits before the next intake generation begins: a test
+/// that counts the rows each step writes starts here, since the step that opens a new
+/// generation also writes that table's schema and drops a drained one.
+pub async fn clear_of_generation_turn(span: Duration) {
+    let into = now_ms().rem_euclid(INTAKE_GENERATION_MS);
+    let left = INTAKE_GENERATION_MS - into;
+    if left < span.as_millis() as i64 {
+        tokio::time::sleep(Duration::from_millis(left as u64 + 100)).await;
+    }
+}
 
 /// Now, epoch milliseconds.
 pub fn now_ms() -> i64 {

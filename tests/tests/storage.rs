@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use ttedge_e2e::clock::clear_of_generation_turn;
 use ttedge_e2e::Site;
 
 const ADMIN_TOKEN: &str = "e2e-storage-admin-token-7c1e";
@@ -148,6 +149,7 @@ async fn the_same_event_from_many_clients_at_once_is_stored_and_sent_once() -> a
 #[tokio::test(flavor = "multi_thread")]
 async fn a_quiet_site_pays_four_rows_an_event_and_idle_wakes_write_nothing() -> anyhow::Result<()> {
     let site = start("quiet").await?;
+    clear_of_generation_turn(Duration::from_secs(45)).await;
     site.collect(&event("quiet-0")).await?;
     let mut before = rows_written(&drained(&site, 1).await?)?;
     for n in 1..=3u64 {
