@@ -401,8 +401,8 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
     .await?;
     let quiet = || tokio::time::sleep(Duration::from_millis(1_200));
     let path = |id: &str| format!("/admin/api/destinations/t.rows.test/orders/{id}");
-    // The first checkout makes the day's tables.
     clock::clear_of_generation_turn(Duration::from_secs(45)).await;
+    // The first checkout makes the day's tables.
     site.collect(&checkout("W-0", "buyer@example.com", 10))
         .await?;
     let mut delivered = 1;
