@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use serde_json::json;
+use ttedge_core::destination::DAY_MS;
 use ttedge_core::event::{parse_collect, MAX_BATCH_EVENTS};
 use ttedge_core::identity::{self, Identity, IdentityKey, DEFAULT_DAYS};
 use ttedge_core::mapping::NameRules;
@@ -26,7 +27,6 @@ use ttedge_core::quality::{threshold, MatchQuality};
 const BROWSERS: u64 = 1_000;
 /// 2024-01-15T12:00:00Z.
 const BASE_MS: u64 = 1_705_320_000_000;
-const DAY_MS: u64 = 24 * 60 * 60 * 1_000;
 const UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 \
                   (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 

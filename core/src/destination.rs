@@ -400,8 +400,9 @@ fn blank_to_none(value: Option<String>) -> Option<String> {
         .filter(|text| !text.is_empty())
 }
 
-/// Pixel and test codes are letters and digits only.
-fn check_code(path: &str, code: &str) -> Result<(), SettingsError> {
+/// Pixel, test and offline event set codes are 1 to [`MAX_CODE_LEN`] letters and digits;
+/// the error names `path`.
+pub fn check_code(path: &str, code: &str) -> Result<(), SettingsError> {
     if code.len() > MAX_CODE_LEN || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(SettingsError::invalid(
             path,

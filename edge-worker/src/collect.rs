@@ -126,9 +126,8 @@ async fn handle(
         cookie_domain: cookie_domain.as_deref(),
     };
     let prepared = prepare(&events, &ctx, &site.destination);
-    let mut intake = intake(site, &prepared.events)?;
-    intake.erase_ttps = erasures(&prepared.events, cookie_header.as_deref());
-    let answers = store_intake(env, site, &prepared.events, intake).await?;
+    let erase_ttps = erasures(&prepared.events, cookie_header.as_deref());
+    let answers = store_and_answer(env, site, &prepared.events, 0, erase_ttps).await?;
     let response = Response::from_json(&CollectAnswer::new(site.live, answers))?.with_status(202);
     for cookie in &prepared.set_cookies {
         response.headers().append("Set-Cookie", cookie)?;
@@ -210,27 +209,19 @@ async fn handle_reset(
 /// commit, dedup and identity resolution included) and answers each event: `ready`,
 /// `duplicate`, `skipped`, `held` or `rejected`, in the order given, with the match
 /// quality it is sent with. `rejected_before` counts events refused before the pipeline
-/// (an offline upload's unreadable or out-of-date lines), for health.
+/// (an offline upload's unreadable or out-of-date lines), for health; `erase_ttps` are the
+/// browsers whose identity the request erases ([`erasures`]).
 pub(crate) async fn store_and_answer<'a>(
     env: &Env,
     site: &SiteConfig,
     events: &'a [PreparedEvent<'_>],
     rejected_before: u32,
-) -> std::result::Result<Vec<EventAnswer<'a>>, ApiError> {
-    let mut intake = intake(site, events)?;
-    intake.rejected += rejected_before;
-    store_intake(env, site, events, intake).await
-}
-
-/// [`store_and_answer`] with the [`intake`] of `events` as the caller completed it (a
-/// request's erasures).
-async fn store_intake<'a>(
-    env: &Env,
-    site: &SiteConfig,
-    events: &'a [PreparedEvent<'_>],
-    intake: Intake,
+    erase_ttps: Vec<String>,
 ) -> std::result::Result<Vec<EventAnswer<'a>>, ApiError> {
     let repeats = repeated_ids(events);
+    let mut intake = intake(site, events, &repeats)?;
+    intake.rejected += rejected_before;
+    intake.erase_ttps = erase_ttps;
     let answer = dispatcher::enqueue(env, site, &intake).await?;
     let answers: Vec<EventAnswer<'a>> = events
         .iter()
@@ -255,8 +246,7 @@ fn repeated_ids(events: &[PreparedEvent<'_>]) -> Vec<bool> {
 
 /// What the Dispatcher stores: the ready elements but repeats, each with the identity use
 /// its consent allows, and counts of the rest for health.
-fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Result<Intake> {
-    let repeats = repeated_ids(events);
+fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>], repeats: &[bool]) -> Result<Intake> {
     let mut intake = Intake {
         live: site.live,
         pixel_code: site.destination.pixel_id.clone(),
@@ -265,7 +255,7 @@ fn intake(site: &SiteConfig, events: &[PreparedEvent<'_>]) -> Result<Intake> {
         identity_days: site.identity_days,
         ..Intake::default()
     };
-    for (event, _) in events.iter().zip(&repeats).filter(|(_, repeat)| !**repeat) {
+    for (event, _) in events.iter().zip(repeats).filter(|(_, repeat)| !**repeat) {
         if let Some(emq) = &event.emq {
             intake.quality.add(emq);
         }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use ttedge_core::cookie::PublicSuffixList;
-use ttedge_core::destination::{origin_problem, DEFAULT_COD_DAYS};
+use ttedge_core::destination::{self, origin_problem, DEFAULT_COD_DAYS};
 use ttedge_core::identity;
 use ttedge_core::pipeline::Destination;
 use ttedge_core::ratelimit::DEFAULT_LIMIT_PER_MINUTE;
@@ -129,11 +129,7 @@ impl SiteConfig {
     pub fn from_env(env: &Env) -> Result<SiteConfig, Vec<String>> {
         let mut problems = Vec::new();
         let pixel_id = match var(env, "TIKTOK_PIXEL_ID") {
-            Some(id) if id.bytes().all(|b| b.is_ascii_alphanumeric()) => id,
-            Some(_) => {
-                problems.push("TIKTOK_PIXEL_ID must be letters and digits only".to_string());
-                String::new()
-            }
+            Some(id) => checked_code("TIKTOK_PIXEL_ID", id, &mut problems),
             None => {
                 problems.push("TIKTOK_PIXEL_ID is not set".to_string());
                 String::new()
@@ -182,14 +178,8 @@ impl SiteConfig {
         let cookie_domain =
             var(env, "COOKIE_DOMAIN").map(|d| d.trim_start_matches('.').to_string());
         let test_event_code = var(env, "TIKTOK_TEST_EVENT_CODE");
-        let offline_event_set_id = var(env, "TIKTOK_OFFLINE_EVENT_SET_ID");
-        if offline_event_set_id
-            .as_deref()
-            .is_some_and(|id| !id.bytes().all(|b| b.is_ascii_alphanumeric()))
-        {
-            problems
-                .push("TIKTOK_OFFLINE_EVENT_SET_ID must be letters and digits only".to_string());
-        }
+        let offline_event_set_id = var(env, "TIKTOK_OFFLINE_EVENT_SET_ID")
+            .map(|id| checked_code("TIKTOK_OFFLINE_EVENT_SET_ID", id, &mut problems));
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -351,6 +341,15 @@ pub fn master_key(env: &Env) -> Result<MasterKey, ApiError> {
         )
     })?;
     MasterKey::parse(&text).map_err(|error| ApiError::new(503, error.code(), error.to_string()))
+}
+
+/// A var that holds a TikTok code (a pixel, an offline event set), checked by the rule of
+/// the setting it stands for; a bad one is listed in `problems`.
+fn checked_code(name: &str, code: String, problems: &mut Vec<String>) -> String {
+    if let Err(error) = destination::check_code(name, &code) {
+        problems.push(format!("{name} {}", error.message));
+    }
+    code
 }
 
 /// The secret that signs the default destination's order webhook.

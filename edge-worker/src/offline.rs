@@ -167,6 +167,7 @@ pub async fn upload(mut req: Request, env: &Env, host: &str) -> Result<Response,
         &site,
         &prepared,
         u32::try_from(read.refused.len()).unwrap_or(0),
+        Vec::new(),
     )
     .await?;
     answers.extend(

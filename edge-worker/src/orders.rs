@@ -162,7 +162,7 @@ async fn offline(
         ..RequestContext::default()
     };
     let prepared = prepare(std::slice::from_ref(&event), &ctx, &site.destination).events;
-    let answers = store_and_answer(env, site, &prepared, 0).await?;
+    let answers = store_and_answer(env, site, &prepared, 0, Vec::new()).await?;
     let Some(sent) = answers.first() else {
         return Err(ApiError::new(
             500,

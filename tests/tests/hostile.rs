@@ -3976,7 +3976,6 @@ impl Rig {
     }
 }
 
-/// Runs one case and returns what is wrong with its answer, and notes about it.
 /// An HTML answer with no body (not to a HEAD): what wrangler dev's live-reload rewriter
 /// leaves of a page whose request was cut short, never what the Worker sends.
 fn is_emptied_page(resp: &RawResponse, req: &Req) -> bool {
@@ -3986,6 +3985,7 @@ fn is_emptied_page(resp: &RawResponse, req: &Req) -> bool {
     html && resp.body.is_empty() && !req.method.eq_ignore_ascii_case("HEAD")
 }
 
+/// Runs one case and returns what is wrong with its answer, and notes about it.
 async fn run_case(rig: &Rig, case: &Case, suite: &Suite) -> (Vec<String>, Vec<String>) {
     let before = rig.site.tiktok.requests().len();
     let mut notes = Vec::new();

@@ -32,8 +32,9 @@ pub use csv::{csv_rows, CsvError, CsvRow};
 /// The event of a row that names none.
 pub const DEFAULT_EVENT: &str = "CompletePayment";
 
-/// One day, in milliseconds.
-pub const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
+/// One day, in milliseconds: [`destination::DAY_MS`](crate::destination::DAY_MS), signed
+/// as event times are.
+pub const DAY_MS: i64 = crate::destination::DAY_MS as i64;
 
 /// The oldest offline event TikTok accepts: 28 days, in milliseconds.
 pub const MAX_AGE_MS: i64 = 28 * DAY_MS;

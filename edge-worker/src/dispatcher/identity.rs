@@ -191,7 +191,7 @@ impl Resolver<'_> {
             ..User::default()
         };
         let mut resolved = Resolved::default();
-        if usage.enrich && identity::lacks_any(&element.user) {
+        if usage.enrich {
             let found = lookup(self.storage, self.pixel, &own, self.now_ms, self.days)?;
             let identities: Vec<Identity> = found.iter().map(|(_, stored)| *stored).collect();
             if let Some(enriched) = identity::enrich(&mut element, &identities, usage.source()) {
@@ -214,17 +214,14 @@ impl Resolver<'_> {
                 }
             }
         }
-        let has_key = identity::lookup_keys(&element.user)
-            .iter()
-            .any(Option::is_some);
-        if usage.enrich && has_key && identity::lacks_any(&element.user) {
-            // Only what the send loop needs, so the queue's rows stay small.
-            resolved.later = Some(IdentityUse {
-                enrich: true,
-                offline: usage.offline,
-                ..IdentityUse::default()
-            });
+        // Only what the send loop needs, so the queue's rows stay small.
+        let later = IdentityUse {
+            enrich: usage.enrich,
+            offline: usage.offline,
+            ..IdentityUse::default()
         }
+        .for_user(&element.user);
+        resolved.later = later.enrich.then_some(later);
         Ok(resolved)
     }
 }
