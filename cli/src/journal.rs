@@ -3,10 +3,11 @@
 //! continues where it stopped.
 //!
 //! JSON Lines. The first line names what the journal belongs to: the SHA-256 of the file's
-//! text, the endpoint, the site and the options that change events. Every later line is one
-//! confirmed chunk, appended and fsynced once the Worker answered it. A chunk whose answer
-//! was lost is not in the journal and is sent again; the Worker answers its events
-//! `duplicate` (event_id deduplication), so nothing is counted twice.
+//! text, the endpoint, the site and the options that change events; it also keeps the clock
+//! of the first run, which a resumed run judges rows by (see [`started_ms`]). Every later
+//! line is one confirmed chunk, appended and fsynced once the Worker answered it. A chunk
+//! whose answer was lost is not in the journal and is sent again; the Worker answers its
+//! events `duplicate` (event_id deduplication), so nothing is counted twice.
 //!
 //! A journal that belongs to something else (another content, endpoint, site or options) is
 //! refused rather than resumed wrongly; so is one damaged anywhere but its last line. A last
@@ -72,6 +73,21 @@ struct Header {
     ttedge_journal: u32,
     #[serde(flatten)]
     identity: Identity,
+    /// The first run's clock, epoch ms (absent from journals written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started_ms: Option<i64>,
+}
+
+/// The clock of the run that started the journal at `path`, when there is one that says:
+/// a resumed run judges rows by it, so that a row the Worker accepted in the first run is
+/// not called too old (28 days) by a run a day later. Anything unreadable is `None` here
+/// and refused by [`Journal::open`].
+pub fn started_ms(path: &Path) -> Option<i64> {
+    let text = std::fs::read(path).ok()?;
+    let end = text.iter().position(|&b| b == b'\n')?;
+    serde_json::from_slice::<Header>(&text[..end])
+        .ok()?
+        .started_ms
 }
 
 /// How the Worker answered an event.
@@ -163,10 +179,10 @@ impl Journal {
         PathBuf::from(name)
     }
 
-    /// Opens the journal at `path` for `identity`: a new one when there is none (or only a
-    /// cut-short first line), else the confirmed events of the one there, when it belongs
-    /// to `identity`.
-    pub fn open(path: &Path, identity: &Identity) -> Result<Journal, JournalError> {
+    /// Opens the journal at `path` for `identity`: a new one started at `now_ms` when there
+    /// is none (or only a cut-short first line), else the confirmed events of the one there,
+    /// when it belongs to `identity`.
+    pub fn open(path: &Path, identity: &Identity, now_ms: i64) -> Result<Journal, JournalError> {
         let io = |source| JournalError::Io {
             path: path.to_path_buf(),
             source,
@@ -235,6 +251,7 @@ impl Journal {
             let header = Header {
                 ttedge_journal: VERSION,
                 identity: identity.clone(),
+                started_ms: Some(now_ms),
             };
             journal.write_line(&header)?;
         }
@@ -276,6 +293,8 @@ impl Journal {
 mod tests {
     use super::*;
 
+    const NOW: i64 = 1_764_600_000_000;
+
     fn identity() -> Identity {
         Identity {
             file_sha256: "ab".repeat(32),
@@ -315,7 +334,7 @@ mod tests {
     #[test]
     fn resumes_what_was_confirmed() {
         let path = temp("resume");
-        let mut journal = Journal::open(&path, &identity()).unwrap();
+        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         assert!(journal.confirmed.is_empty());
         journal
             .append(vec![
@@ -327,7 +346,7 @@ mod tests {
             .append(vec![confirmed("c", Answered::Rejected)])
             .unwrap();
         drop(journal);
-        let again = Journal::open(&path, &identity()).unwrap();
+        let again = Journal::open(&path, &identity(), NOW).unwrap();
         assert_eq!(again.confirmed.len(), 3);
         assert_eq!(again.confirmed["b"].status, Answered::Duplicate);
         assert_eq!(again.confirmed["c"].reason.as_deref(), Some("too old"));
@@ -338,9 +357,32 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_run_keeps_the_first_runs_clock() {
+        let path = temp("started");
+        assert_eq!(started_ms(&path), None, "no journal yet");
+        drop(Journal::open(&path, &identity(), NOW).unwrap());
+        assert_eq!(started_ms(&path), Some(NOW));
+        // Opened again a day later, it keeps the first clock.
+        drop(Journal::open(&path, &identity(), NOW + 86_400_000).unwrap());
+        assert_eq!(started_ms(&path), Some(NOW));
+        // A journal from before the clock was kept still resumes, without one.
+        let old = serde_json::to_string(&Header {
+            ttedge_journal: VERSION,
+            identity: identity(),
+            started_ms: None,
+        })
+        .unwrap();
+        assert!(!old.contains("started_ms"));
+        std::fs::write(&path, format!("{old}\n")).unwrap();
+        assert_eq!(started_ms(&path), None);
+        assert!(Journal::open(&path, &identity(), NOW).is_ok());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn a_cut_short_last_line_is_dropped_and_appended_over() {
         let path = temp("torn");
-        let mut journal = Journal::open(&path, &identity()).unwrap();
+        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         journal
             .append(vec![confirmed("a", Answered::Ready)])
             .unwrap();
@@ -349,13 +391,13 @@ mod tests {
         file.write_all(b"{\"confirmed\":[{\"id\":\"b\",\"sta")
             .unwrap();
         drop(file);
-        let mut journal = Journal::open(&path, &identity()).unwrap();
+        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         assert_eq!(journal.confirmed.len(), 1);
         journal
             .append(vec![confirmed("b", Answered::Ready)])
             .unwrap();
         drop(journal);
-        let again = Journal::open(&path, &identity()).unwrap();
+        let again = Journal::open(&path, &identity(), NOW).unwrap();
         assert_eq!(again.confirmed.len(), 2);
         assert!(std::fs::read_to_string(&path)
             .unwrap()
@@ -368,17 +410,17 @@ mod tests {
     fn a_cut_short_header_starts_a_new_journal() {
         let path = temp("torn-header");
         std::fs::write(&path, b"{\"ttedge_jour").unwrap();
-        let journal = Journal::open(&path, &identity()).unwrap();
+        let journal = Journal::open(&path, &identity(), NOW).unwrap();
         assert!(journal.confirmed.is_empty());
         drop(journal);
-        assert!(Journal::open(&path, &identity()).is_ok());
+        assert!(Journal::open(&path, &identity(), NOW).is_ok());
         std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
     fn damage_inside_is_refused_with_its_line() {
         let path = temp("damaged");
-        let mut journal = Journal::open(&path, &identity()).unwrap();
+        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         journal
             .append(vec![confirmed("a", Answered::Ready)])
             .unwrap();
@@ -386,7 +428,7 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"garbage\n{\"confirmed\":[]}\n").unwrap();
         drop(file);
-        let error = Journal::open(&path, &identity()).err().unwrap();
+        let error = Journal::open(&path, &identity(), NOW).err().unwrap();
         assert!(
             matches!(error, JournalError::Damaged { line: 3, .. }),
             "{error}"
@@ -394,7 +436,7 @@ mod tests {
         assert!(error.to_string().contains("delete it"), "{error}");
 
         std::fs::write(&path, b"not json\n").unwrap();
-        let error = Journal::open(&path, &identity()).err().unwrap();
+        let error = Journal::open(&path, &identity(), NOW).err().unwrap();
         assert!(
             matches!(error, JournalError::Damaged { line: 1, .. }),
             "{error}"
@@ -405,11 +447,11 @@ mod tests {
     #[test]
     fn another_file_or_target_is_refused_naming_what_changed() {
         let path = temp("mismatch");
-        drop(Journal::open(&path, &identity()).unwrap());
+        drop(Journal::open(&path, &identity(), NOW).unwrap());
         let mut other = identity();
         other.file_sha256 = "cd".repeat(32);
         other.site = "u.shop.com".into();
-        let error = Journal::open(&path, &other).err().unwrap();
+        let error = Journal::open(&path, &other, NOW).err().unwrap();
         match &error {
             JournalError::Mismatch { differ, .. } => {
                 assert_eq!(differ, &["the file's content", "--site"])
@@ -418,10 +460,10 @@ mod tests {
         }
         let mut zone = identity();
         zone.timezone = "Asia/Jakarta".into();
-        let error = Journal::open(&path, &zone).err().unwrap();
+        let error = Journal::open(&path, &zone, NOW).err().unwrap();
         assert!(error.to_string().contains("--timezone changed"), "{error}");
         // The journal was left as it was.
-        assert!(Journal::open(&path, &identity()).is_ok());
+        assert!(Journal::open(&path, &identity(), NOW).is_ok());
         std::fs::remove_file(&path).unwrap();
     }
 }

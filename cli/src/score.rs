@@ -80,7 +80,6 @@ pub fn summarise(prepared: &[Prepared]) -> Report {
     }
 }
 
-/// Median of scores in hundredths, as score points.
 /// The factors missing most often, one line each: `score` and `send` print them alike.
 pub fn write_most_missing(text: &mut String, missing: &[MissingFactor]) {
     text.push_str("missing most often:\n");
@@ -95,6 +94,7 @@ pub fn write_most_missing(text: &mut String, missing: &[MissingFactor]) {
     }
 }
 
+/// Median of scores in hundredths, as score points.
 fn median(scores: &mut [u32]) -> Option<f64> {
     if scores.is_empty() {
         return None;

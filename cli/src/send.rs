@@ -206,17 +206,24 @@ pub fn run(args: &SendArgs) -> anyhow::Result<Outcome> {
     let map = ColumnMap::parse(&args.map)?;
     let zone = TimeZone::get(&args.timezone)
         .with_context(|| format!("--timezone {:?} is not an IANA time zone", args.timezone))?;
+    let target = target(args)?;
+    let journal_path = Journal::path_for(&args.file);
     let now_ms = match &args.now {
         Some(now) => now
             .parse::<jiff::Timestamp>()
             .with_context(|| format!("--now {now:?}: expected RFC 3339"))?
             .as_millisecond(),
-        None => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default(),
+        // A resumed upload judges rows as its first run did (see `journal::started_ms`).
+        None => target
+            .as_ref()
+            .and_then(|_| journal::started_ms(&journal_path))
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or_default()
+            }),
     };
-    let target = target(args)?;
     let text = rows::read(&args.file)?;
     let rows = match rows::format_of(&args.file, &text) {
         Format::Csv => rows::csv_rows(&text, &map)?,
@@ -299,7 +306,7 @@ pub fn run(args: &SendArgs) -> anyhow::Result<Outcome> {
         timezone: args.timezone.clone(),
         no_custom_events: args.no_custom_events,
     };
-    let mut journal = Journal::open(&Journal::path_for(&args.file), &identity)?;
+    let mut journal = Journal::open(&journal_path, &identity, now_ms)?;
     let client = Client::new(
         &target.endpoint,
         &target.site,
@@ -511,8 +518,8 @@ struct UploadLine<'a> {
     /// Epoch milliseconds.
     timestamp: i64,
     user_data: HashedUser<'a>,
-    #[serde(skip_serializing_if = "is_empty")]
-    properties: &'a TrackProperties<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    properties: Option<&'a TrackProperties<'a>>,
     source: Source,
 }
 
@@ -528,10 +535,6 @@ struct HashedUser<'a> {
     external_id: Option<&'a str>,
 }
 
-fn is_empty(properties: &&TrackProperties<'_>) -> bool {
-    **properties == TrackProperties::default()
-}
-
 /// The line to upload for a prepared, ready event and the collect event it came from.
 fn upload_line(event: &CollectEvent<'_>, prepared: &PreparedEvent<'_>) -> Option<String> {
     let tiktok = prepared.tiktok.as_ref()?;
@@ -545,7 +548,7 @@ fn upload_line(event: &CollectEvent<'_>, prepared: &PreparedEvent<'_>) -> Option
             phone_hash: user.phone.as_ref().map(Sha256Hex::as_str),
             external_id: user.external_id.as_ref().map(Sha256Hex::as_str),
         },
-        properties: &tiktok.properties,
+        properties: Some(&tiktok.properties).filter(|p| !p.is_empty()),
         source: Source::Offline,
     };
     serde_json::to_string(&line).ok()

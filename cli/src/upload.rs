@@ -170,25 +170,25 @@ impl Client {
                             .get("retry-after")
                             .and_then(|v| v.to_str().ok()),
                     );
-                    let text = match response.text() {
-                        Ok(text) => text,
-                        Err(error) => {
-                            // The answer was cut off: the chunk is sent again.
-                            let why = format!("{status} with an unreadable body: {error}");
-                            self.wait(attempt, &why, None, &mut waiting)?;
-                            continue;
-                        }
-                    };
-                    match status {
-                        202 => {
+                    match (status, response.text()) {
+                        (202, Ok(text)) => {
                             return serde_json::from_str(&text)
                                 .map_err(|e| UploadError::BadAnswer(format!("{e}: {text}")))
                         }
-                        429 | 500..=599 => (format!("{status}: {}", text.trim()), hinted),
-                        _ => {
+                        (429 | 500..=599, Ok(text)) => {
+                            (format!("{status}: {}", text.trim()), hinted)
+                        }
+                        // An answer cut off where it could be good or retried: sent again.
+                        (202 | 429 | 500..=599, Err(error)) => {
+                            (format!("{status} with an unreadable body: {error}"), hinted)
+                        }
+                        (_, text) => {
                             return Err(UploadError::Refused {
                                 status,
-                                body: text.trim().to_string(),
+                                body: text.map_or_else(
+                                    |_| "<unreadable>".to_string(),
+                                    |text| text.trim().to_string(),
+                                ),
                             })
                         }
                     }

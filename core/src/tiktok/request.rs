@@ -224,7 +224,8 @@ pub struct TrackProperties<'a> {
 }
 
 impl TrackProperties<'_> {
-    fn is_empty(&self) -> bool {
+    /// Whether every field is unset: such properties are left out of the element.
+    pub fn is_empty(&self) -> bool {
         *self == TrackProperties::default()
     }
 
