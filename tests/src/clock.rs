@@ -30,6 +30,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Now, epoch seconds.
+pub fn now_secs() -> i64 {
+    now_ms() / 1_000
+}
+
 /// `YYYY-MM-DD HH:MM:SS` of `ms` at UTC+`offset_hours`, as a shop's export writes local
 /// times.
 pub fn local_time(ms: i64, offset_hours: i8) -> String {

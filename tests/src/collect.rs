@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::fmt::{Debug, Display};
 use std::panic::Location;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -45,6 +45,9 @@ pub const TTCLID: &str = "E.C.P.e2eClick42";
 // SHA-256 of the normalised values, computed with coreutils on the normalised string:
 ///   printf '%s' 'user@example.com' | sha256sum         (email " User@Example.com ")
 pub const SHA_EMAIL_USER: &str = "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514";
+///   printf '%s' 'buyer@example.com' | sha256sum        (email "buyer@example.com")
+pub const SHA_EMAIL_BUYER: &str =
+    "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
 ///   printf '%s' '15551234567' | sha256sum              (phone "+1 (555) 123-4567")
 pub const SHA_PHONE_US: &str = "d6736136ea896c1bfdc553e0e86e702c70d060d805696ca3e4e9e0961353860a";
 ///   printf '%s' 'cust-42' | sha256sum                  (external_id " cust-42 ")
@@ -332,13 +335,6 @@ pub fn check_no_secret(checks: &mut Checks, client: &Client, worker: &WranglerDe
         !log.contains("panicked") && !log.contains("RuntimeError: unreachable"),
         format!("log tail:\n{}", worker.log_tail(30)),
     );
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The `data[]` element with `event_id`, from every request received.

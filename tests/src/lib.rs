@@ -55,5 +55,6 @@ pub mod worker;
 pub use mock::{tiktok_body, MockResponse, MockTikTok, RecordedEvent, RecordedRequest};
 pub use site::Site;
 pub use worker::{
-    ensure_worker_built, free_port, http_client, repo_root, WranglerDev, WranglerDevOptions,
+    ensure_worker_built, free_port, http_client, repo_root, ttedge_binary, WranglerDev,
+    WranglerDevOptions,
 };

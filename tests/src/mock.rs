@@ -513,6 +513,56 @@ impl MockTikTok {
         Ok(self.events())
     }
 
+    /// Waits until an element with `event_id` was received (answered with success or not),
+    /// and returns the first. Fails after `timeout` with a message that says what did arrive.
+    pub async fn wait_for_event(
+        &self,
+        event_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<RecordedEvent> {
+        self.wait_for_event_where(event_id, timeout, |_| true).await
+    }
+
+    /// Waits until an element with `event_id` was delivered: received in a request answered
+    /// with success.
+    pub async fn wait_for_accepted_event(
+        &self,
+        event_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<RecordedEvent> {
+        self.wait_for_event_where(event_id, timeout, |e| e.accepted)
+            .await
+    }
+
+    async fn wait_for_event_where(
+        &self,
+        event_id: &str,
+        timeout: Duration,
+        wanted: impl Fn(&RecordedEvent) -> bool,
+    ) -> anyhow::Result<RecordedEvent> {
+        // Subscribed before looking, so a request recorded in between still wakes the wait.
+        let mut rx = self.shared.counts.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let found = self
+                .events()
+                .into_iter()
+                .find(|e| e.event_id() == Some(event_id) && wanted(e));
+            if let Some(found) = found {
+                return Ok(found);
+            }
+            if !matches!(
+                tokio::time::timeout_at(deadline, rx.changed()).await,
+                Ok(Ok(()))
+            ) {
+                bail!(
+                    "mock TikTok: expected {event_id} within {timeout:?}, got {}",
+                    self.summary()
+                );
+            }
+        }
+    }
+
     /// Waits until at least `n` requests were received, and returns them all. Fails after
     /// `timeout` with a message that says what did arrive.
     pub async fn wait_for_requests(

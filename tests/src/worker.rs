@@ -33,6 +33,24 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context as _};
 use tempfile::TempDir;
 
+/// The `ttedge` command's binary, built (incrementally) by the first call of a test
+/// process.
+pub fn ttedge_binary() -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "ttedge-cli", "--bin", "ttedge"])
+        .current_dir(&root)
+        .status()
+        .context("running cargo build -p ttedge-cli")?;
+    if !status.success() {
+        bail!("cargo build -p ttedge-cli failed: {status}");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("debug").join("ttedge"))
+}
+
 /// The repository root (the directory holding `wrangler.toml`), found from this crate's
 /// manifest directory at compile time.
 pub fn repo_root() -> PathBuf {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use reqwest::Method;
 use serde_json::{json, Value};
+use ttedge_e2e::collect::SHA_EMAIL_BUYER;
 use ttedge_e2e::{clock, RecordedEvent, Site};
 
 const ADMIN_TOKEN: &str = "e2e-cod-admin-token-8e3f";
@@ -22,16 +23,10 @@ const WEBHOOK_SECRET: &str = "whsec_e2e_cod_5b1f0c9a7d3e2f48";
 const TTP: &str = "01JEC0D7TTPCOOKIE0000000001";
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) ttedge-e2e-cod";
 const IP: &str = "203.0.113.42";
-/// `printf '%s' 'buyer@example.com' | sha256sum`
-const BUYER_HASH: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
 /// `printf '%s' 'buyer3@example.com' | sha256sum`
 const BUYER3_HASH: &str = "8b328910f89ee026eb1648d59133787b236b6c429b4278c091660ab9741fcea6";
 /// `printf '%s' 'offline@example.com' | sha256sum`
 const OFFLINE_HASH: &str = "a00f0efceed68bc0d3c923de13e1360e199b7a1dec29fb0a9d63ac9b49add84f";
-
-fn now_s() -> i64 {
-    clock::now_ms() / 1_000
-}
 
 /// The webhook header for `body` signed at `t` with `secret`, the HMAC computed by
 /// `openssl dgst -sha256 -hmac`, apart from the Worker's code.
@@ -117,20 +112,8 @@ fn sent(site: &Site, event_id: &str) -> Vec<RecordedEvent> {
 }
 
 async fn wait_sent(site: &Site, event_id: &str) -> anyhow::Result<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(found) = sent(site, event_id).into_iter().next() {
-            return Ok(found.event);
-        }
-        if std::time::Instant::now() > deadline {
-            bail!(
-                "{event_id} never reached the mock: {}\n{}",
-                site.tiktok.summary(),
-                site.worker.log_tail(40)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let wait = Duration::from_secs(30);
+    Ok(site.tiktok.wait_for_event(event_id, wait).await?.event)
 }
 
 fn error_of(answer: &Value) -> (&str, &str) {
@@ -215,7 +198,7 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
         purchase["limited_data_use"], placed["limited_data_use"],
         "its consent"
     );
-    assert_eq!(purchase["user"]["email"], BUYER_HASH, "{purchase}");
+    assert_eq!(purchase["user"]["email"], SHA_EMAIL_BUYER, "{purchase}");
     assert_eq!(purchase["user"]["ttp"], TTP, "{purchase}");
     assert_eq!(purchase["user"]["ip"], IP, "{purchase}");
     assert_eq!(purchase["user"]["user_agent"], USER_AGENT, "{purchase}");
@@ -263,7 +246,7 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     let (status, answer) = webhook(
         &site,
         &body,
-        Some(&signature(WEBHOOK_SECRET, now_s(), &body)?),
+        Some(&signature(WEBHOOK_SECRET, clock::now_secs(), &body)?),
     )
     .await?;
     assert_eq!(status, 202, "{answer}");
@@ -272,8 +255,8 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     // Refused: another secret, no signature, a signature of 6 minutes ago.
     let forged = json!({"order_id": "A-1004", "status": "paid", "email": "x@example.com"});
     let forged = forged.to_string();
-    let wrong = signature("whsec_someone_else_000000", now_s(), &forged)?;
-    let old = signature(WEBHOOK_SECRET, now_s() - 6 * 60, &forged)?;
+    let wrong = signature("whsec_someone_else_000000", clock::now_secs(), &forged)?;
+    let old = signature(WEBHOOK_SECRET, clock::now_secs() - 6 * 60, &forged)?;
     for (signature, code) in [
         (Some(wrong.as_str()), "signature_mismatch"),
         (None, "signature_missing"),
@@ -288,7 +271,7 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     let (status, answer) = webhook(
         &site,
         &body,
-        Some(&signature(WEBHOOK_SECRET, now_s(), &body)?),
+        Some(&signature(WEBHOOK_SECRET, clock::now_secs(), &body)?),
     )
     .await?;
     assert_eq!((status, error_of(&answer).1), (400, "order_id"), "{answer}");

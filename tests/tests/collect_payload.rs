@@ -30,9 +30,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use ttedge_e2e::clock::now_secs;
 use ttedge_e2e::collect::{
-    closing_checks, cookie_value, element, is_minted_ttp, main_site_options, now_secs, start,
-    Checks, Client, NotSent, ACCESS_TOKEN, DELIVERY, IP, PIXEL, SHA_EMAIL_SHOPPER2, SHA_EMAIL_USER,
+    closing_checks, cookie_value, element, is_minted_ttp, main_site_options, start, Checks, Client,
+    NotSent, ACCESS_TOKEN, DELIVERY, IP, PIXEL, SHA_EMAIL_SHOPPER2, SHA_EMAIL_USER,
     SHA_EXTERNAL_4242, SHA_EXTERNAL_CUST42, SHA_PHONE_UK, SHA_PHONE_US, SITE, TTCLID, TTCLID_ATTRS,
     TTP_ATTRS, UA,
 };

@@ -6,11 +6,12 @@
 //!
 //! Expected hashes are computed with coreutils' `sha256sum`, not with the code under test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use reqwest::Method;
 use serde_json::{json, Value};
+use ttedge_e2e::collect::{SHA_EMAIL_BUYER, SHA_PHONE_US};
 use ttedge_e2e::Site;
 
 const ADMIN_TOKEN: &str = "e2e-identity-admin-token-4d2a";
@@ -21,14 +22,10 @@ const MASTER_KEY: &str = "3c1d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e
 const OTHER_HOST: &str = "t.other-shop.test";
 const OTHER_PIXEL: &str = "C4OTHERPIXEL00000000";
 
-/// `printf %s buyer@example.com | sha256sum`
-const BUYER_EMAIL_SHA256: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
 /// `printf %s other@example.com | sha256sum`
 const OTHER_EMAIL_SHA256: &str = "5b71ed5f946240dc76f3b7c24bdcbbc3528284ec5f4519249fb702686f0df5b8";
 /// `printf %s cust-77 | sha256sum`
 const CUSTOMER_SHA256: &str = "0e103e5e09e5d2d255fbbbd08e7deb4d3d96a7922bfeb479d0d76fafd25d4efc";
-/// `printf %s 15551234567 | sha256sum`
-const PHONE_SHA256: &str = "d6736136ea896c1bfdc553e0e86e702c70d060d805696ca3e4e9e0961353860a";
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -62,21 +59,20 @@ fn event(name: &str, id: &str, consent: Value, user_data: Option<Value>) -> Valu
 
 /// The element TikTok received with `event_id`, once it has.
 async fn received(site: &Site, event_id: &str) -> anyhow::Result<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let events = site.tiktok.events();
-        if let Some(found) = events.iter().find(|e| e.event_id() == Some(event_id)) {
-            return Ok(found.event.clone());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "TikTok never received {event_id}: {}\nlog tail:\n{}",
-                site.tiktok.summary(),
-                site.worker.log_tail(30)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Ok(site.tiktok.wait_for_event(event_id, WAIT).await?.event)
+}
+
+/// A purchase without user data, consent granted, from the browser `ttp` on `host` (`None`:
+/// the default destination); answers what TikTok received of it.
+async fn granted_purchase(
+    site: &Site,
+    host: Option<&str>,
+    ttp: &str,
+    event_id: &str,
+) -> anyhow::Result<Value> {
+    let body = event("purchase", event_id, granted(), None);
+    site.collect_as(host, Some(ttp), &body).await?;
+    received(site, event_id).await
 }
 
 fn factors(answer: &Value) -> Vec<String> {
@@ -137,8 +133,8 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
         "the answer scores the enriched event: {purchase}"
     );
     let sent = received(&site, "purchase-1").await?;
-    assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
-    assert_eq!(sent["user"]["phone"], PHONE_SHA256, "{sent}");
+    assert_eq!(sent["user"]["email"], SHA_EMAIL_BUYER, "{sent}");
+    assert_eq!(sent["user"]["phone"], SHA_PHONE_US, "{sent}");
     assert_eq!(sent["user"]["ttp"], ttp, "{sent}");
     assert_eq!(
         sent["user"].get("external_id"),
@@ -162,16 +158,13 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
         format!("ttp={ttp}"),
         "email=%20BUYER%40example.com".to_string(),
     ] {
-        let (status, found) = site
-            .admin(Method::GET, &identities_path(host, &query), None)
-            .await?;
-        assert_eq!(status, 200, "{query}: {found}");
+        let found = site.admin_get(&identities_path(host, &query)).await?;
         let rows = found["identities"].as_array().context("identities")?;
         assert_eq!(rows.len(), 1, "{query}: {found}");
         assert_eq!(rows[0]["kind"], "ttp");
         assert_eq!(rows[0]["key"], ttp);
-        assert_eq!(rows[0]["email_sha256"], BUYER_EMAIL_SHA256);
-        assert_eq!(rows[0]["phone_sha256"], PHONE_SHA256);
+        assert_eq!(rows[0]["email_sha256"], SHA_EMAIL_BUYER);
+        assert_eq!(rows[0]["phone_sha256"], SHA_PHONE_US);
         assert_eq!(found["erased"], 0);
         let text = found.to_string().to_lowercase();
         assert!(
@@ -192,12 +185,8 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
     let sent = received(&site, "purchase-denied").await?;
     assert_eq!(sent["user"].get("email"), None, "{sent}");
     assert_eq!(sent["user"].get("phone"), None, "{sent}");
-    let (_, after) = site
-        .admin(
-            Method::GET,
-            &identities_path(host, &format!("ttp={ttp}")),
-            None,
-        )
+    let after = site
+        .admin_get(&identities_path(host, &format!("ttp={ttp}")))
         .await?;
     assert_eq!(
         after["identities"],
@@ -206,13 +195,7 @@ async fn the_checkout_email_reaches_a_later_purchase_with_consent_only() -> anyh
     );
 
     // So a later purchase with consent granted again finds nothing.
-    site.collect_as(
-        None,
-        Some(ttp),
-        &event("purchase", "purchase-2", granted(), None),
-    )
-    .await?;
-    let sent = received(&site, "purchase-2").await?;
+    let sent = granted_purchase(&site, None, ttp, "purchase-2").await?;
     assert_eq!(sent["user"].get("email"), None, "{sent}");
     Ok(())
 }
@@ -222,17 +205,8 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
     let site = start().await?;
     let host = "127.0.0.1";
     // Another shop on the same token, with its own pixel.
-    let (status, answer) = site
-        .admin(
-            Method::PUT,
-            &format!("/admin/api/destinations/{OTHER_HOST}"),
-            Some(
-                &json!({"pixel_id": OTHER_PIXEL, "access_token": ACCESS_TOKEN, "live": true})
-                    .to_string(),
-            ),
-        )
-        .await?;
-    assert!(status == 201 || status == 200, "{answer}");
+    let other = json!({"pixel_id": OTHER_PIXEL, "access_token": ACCESS_TOKEN, "live": true});
+    site.put_destination(OTHER_HOST, &other).await?;
 
     // Newest wins: a second email replaces the first.
     let ttp = "ttp-visitor-two";
@@ -245,26 +219,14 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         );
         site.collect_as(None, Some(ttp), &checkout).await?;
     }
-    site.collect_as(
-        None,
-        Some(ttp),
-        &event("purchase", "p-newest", granted(), None),
-    )
-    .await?;
-    let sent = received(&site, "p-newest").await?;
+    let sent = granted_purchase(&site, None, ttp, "p-newest").await?;
     assert_eq!(
         sent["user"]["email"], OTHER_EMAIL_SHA256,
         "no sticky email: {sent}"
     );
 
     // Another pixel's destination never sees it, even on the same Dispatcher.
-    site.collect_as(
-        Some(OTHER_HOST),
-        Some(ttp),
-        &event("purchase", "p-other-pixel", granted(), None),
-    )
-    .await?;
-    let sent = received(&site, "p-other-pixel").await?;
+    let sent = granted_purchase(&site, Some(OTHER_HOST), ttp, "p-other-pixel").await?;
     assert_eq!(sent["user"].get("email"), None, "{sent}");
     assert_eq!(sent["user"]["ttp"], ttp);
     let other_request = site
@@ -274,18 +236,10 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         .find(|r| r.event_ids().iter().any(|id| id == "p-other-pixel"))
         .context("the other pixel's request")?;
     assert_eq!(other_request.field("event_source_id"), Some(OTHER_PIXEL));
-    let (status, listed) = site
-        .admin(
-            Method::GET,
-            &identities_path(OTHER_HOST, &format!("ttp={ttp}")),
-            None,
-        )
+    let listed = site
+        .admin_get(&identities_path(OTHER_HOST, &format!("ttp={ttp}")))
         .await?;
-    assert_eq!(
-        (status, &listed["identities"]),
-        (200, &json!([])),
-        "{listed}"
-    );
+    assert_eq!(listed["identities"], json!([]), "{listed}");
 
     // An erasure request by email removes it; the answer lists what was there, hashed.
     let (status, erased) = site
@@ -302,13 +256,7 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         !erased.to_string().contains("other@example.com"),
         "{erased}"
     );
-    site.collect_as(
-        None,
-        Some(ttp),
-        &event("purchase", "p-after-erasure", granted(), None),
-    )
-    .await?;
-    let sent = received(&site, "p-after-erasure").await?;
+    let sent = granted_purchase(&site, None, ttp, "p-after-erasure").await?;
     assert_eq!(sent["user"].get("email"), None, "{sent}");
 
     // By external id: a customer who logs in on a second device brings the email along.
@@ -328,7 +276,7 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
     site.collect_as(None, Some("ttp-phone"), &phone_purchase)
         .await?;
     let sent = received(&site, "p-phone").await?;
-    assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
+    assert_eq!(sent["user"]["email"], SHA_EMAIL_BUYER, "{sent}");
     assert_eq!(sent["user"]["external_id"], CUSTOMER_SHA256, "{sent}");
     assert_eq!(sent["user"]["ttp"], "ttp-phone", "{sent}");
 
@@ -342,13 +290,7 @@ async fn erasure_newest_wins_and_other_pixels() -> anyhow::Result<()> {
         Some(json!({"email": "buyer@example.com"})),
     );
     site.collect_as(None, Some(ttp3), &checkout).await?;
-    site.collect_as(
-        None,
-        Some(ttp3),
-        &event("purchase", "p-unsure", granted(), None),
-    )
-    .await?;
-    let sent = received(&site, "p-unsure").await?;
+    let sent = granted_purchase(&site, None, ttp3, "p-unsure").await?;
     assert_eq!(sent["user"].get("email"), None, "{sent}");
 
     // Bad requests are named.
@@ -389,21 +331,12 @@ async fn queued_events_are_enriched_when_their_browser_is_identified() -> anyhow
     );
     site.collect_as(None, Some(ttp), &checkout).await?;
     // The retried view goes out with it.
-    let deadline = Instant::now() + WAIT;
-    let sent = loop {
-        let accepted = site.tiktok.accepted_events();
-        if let Some(found) = accepted
-            .iter()
-            .find(|e| e.event_id() == Some("view-queued"))
-        {
-            break found.event.clone();
-        }
-        if Instant::now() >= deadline {
-            bail!("the view was never delivered: {}", site.tiktok.summary());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(sent["user"]["email"], BUYER_EMAIL_SHA256, "{sent}");
+    let sent = site
+        .tiktok
+        .wait_for_accepted_event("view-queued", WAIT)
+        .await?
+        .event;
+    assert_eq!(sent["user"]["email"], SHA_EMAIL_BUYER, "{sent}");
     // Counted once, when delivered, with the 30 points the email added.
     let health = site
         .wait_admin(

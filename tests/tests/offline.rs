@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 use ttedge_e2e::clock::{self, now_ms, DAY_MS};
+use ttedge_e2e::collect::SHA_EMAIL_BUYER;
 use ttedge_e2e::Site;
 
 const ADMIN_TOKEN: &str = "e2e-offline-admin-token-5d2a";
@@ -16,8 +17,6 @@ const TOKEN: &str = "siteo-token-1a2b3c4d5e6f708192a3SECRETO";
 const PIXEL: &str = "C4SITEO0000000000000";
 const HEADER_IP: &str = "198.51.100.77";
 const HEADER_UA: &str = "UploaderBot/1.0 (header, must not reach TikTok)";
-/// SHA-256 of `buyer@example.com`.
-const EMAIL_HASH: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
 
 fn upload_path(host: &str) -> String {
     format!("/admin/api/destinations/{host}/offline")
@@ -110,7 +109,7 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
         line(
             json!({"event": "CompletePayment", "event_id": "CompletePayment-A-1002",
             "timestamp": now - DAY_MS,
-            "user_data": {"email_hash": EMAIL_HASH, "external_id": "cust-7"},
+            "user_data": {"email_hash": SHA_EMAIL_BUYER, "external_id": "cust-7"},
             "context": {"ip": "192.0.2.44", "user_agent": "ShopPOS/2"},
             "properties": {"value": 12, "currency": "eur"}}),
         ),
@@ -207,7 +206,7 @@ async fn offline_upload_end_to_end() -> anyhow::Result<()> {
         if event.event_id() == Some("CompletePayment-A-1002") {
             assert_eq!(user["ip"], "192.0.2.44", "{shown}");
             assert_eq!(user["user_agent"], "ShopPOS/2", "{shown}");
-            assert_eq!(user["email"], EMAIL_HASH, "{shown}");
+            assert_eq!(user["email"], SHA_EMAIL_BUYER, "{shown}");
         } else {
             assert!(user.get("ip").is_none(), "{shown}");
             assert!(user.get("user_agent").is_none(), "{shown}");
@@ -320,16 +319,23 @@ async fn upload_csv(site: &Site, query: &str, body: Vec<u8>) -> anyhow::Result<(
 
 /// `ttedge send FILE --dry-run --timezone Asia/Bangkok`: one JSON line per row.
 fn cli_dry_run(path: &std::path::Path) -> anyhow::Result<Vec<Value>> {
-    let output = std::process::Command::new(env!("CARGO"))
-        .current_dir(ttedge_e2e::worker::repo_root())
-        .args(["run", "-q", "-p", "ttedge-cli", "--", "send"])
+    let output = std::process::Command::new(ttedge_e2e::ttedge_binary()?)
+        .arg("send")
         .arg(path)
         .args(["--dry-run", "--timezone", "Asia/Bangkok"])
         .output()?;
     let stdout = String::from_utf8(output.stdout)?;
     stdout
         .lines()
-        .map(|line| Ok(serde_json::from_str(line)?))
+        .map(|line| {
+            serde_json::from_str(line).with_context(|| {
+                format!(
+                    "ttedge send --dry-run ({}) printed {line:?}; stderr: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
+        })
         .collect()
 }
 
@@ -465,7 +471,7 @@ async fn csv_chunks_end_to_end() -> anyhow::Result<()> {
         "{}",
         c1.event
     );
-    assert_eq!(c1.event["user"]["email"], EMAIL_HASH);
+    assert_eq!(c1.event["user"]["email"], SHA_EMAIL_BUYER);
     assert_eq!(c1.event["properties"]["contents"][1]["content_id"], "B2");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(site.tiktok.events().len(), 3, "{}", site.tiktok.summary());
@@ -541,7 +547,7 @@ async fn offline_events_go_to_the_offline_event_set() -> anyhow::Result<()> {
     let now = now_ms();
     let uploaded = [
         json!({"event": "CompletePayment", "event_id": "CompletePayment-S-1",
-            "timestamp": now - DAY_MS, "user_data": {"email_hash": EMAIL_HASH}}),
+            "timestamp": now - DAY_MS, "user_data": {"email_hash": SHA_EMAIL_BUYER}}),
         json!({"event": "CompletePayment", "event_id": "CompletePayment-S-2",
             "timestamp": now - DAY_MS, "user_data": {"external_id": "cust-set-2"}}),
     ]

@@ -26,36 +26,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
-use ttedge_e2e::{clock, repo_root, Site};
+use ttedge_e2e::collect::SHA_EMAIL_BUYER;
+use ttedge_e2e::{clock, repo_root, ttedge_binary, Site};
 
 const ADMIN_TOKEN: &str = "e2e-send-admin-token-77c1";
 const MASTER_KEY: &str = "1c2d3e4f5061728394a5b6c7d8e9f00112233445566778899aabbccddeeff0a0";
 const HOST: &str = "t.shop-send.test";
 const TOKEN: &str = "sites-token-9f8e7d6c5b4a3928SECRETS";
 const PIXEL: &str = "C4SITES0000000000000";
-const BUYER_EMAIL: &str = "6a6c26195c3682faa816966af789717c3bfa834eee6c599d667d2b3429c27cfd";
 const BUYER_PHONE: &str = "35e206e5dec4c89b9e8b71b8c32724a5bb518483ac5a20c6617d738375b3b823";
 const C_EMAIL: &str = "1d897cdd8c8c3a2bc42615db085b99fa7aa9ecc7c0d4f32063de07acb56f42b6";
 const CUST_7: &str = "dcf3a047f36839e9765beb629393fe2a121bd0659f6aa87be352244bfbf666f0";
 const BIG: usize = 100_000;
 const KILLED: usize = 10_000;
-
-/// The `ttedge` binary, built once (incrementally) for this test.
-fn ttedge() -> anyhow::Result<PathBuf> {
-    let root = repo_root();
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "ttedge-cli", "--bin", "ttedge"])
-        .current_dir(&root)
-        .status()
-        .context("running cargo build -p ttedge-cli")?;
-    if !status.success() {
-        bail!("cargo build -p ttedge-cli failed: {status}");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("debug").join("ttedge"))
-}
 
 fn command(binary: &Path, site: &Site, file: &Path) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(binary);
@@ -166,7 +149,7 @@ fn rows(prefix: &str, n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ttedge_send_end_to_end() -> anyhow::Result<()> {
-    let binary = tokio::task::spawn_blocking(ttedge).await??;
+    let binary = tokio::task::spawn_blocking(ttedge_binary).await??;
     let site = Site::start(
         "e2e-send-default-token-0001",
         "C4DEFAULT00000000000",
@@ -217,17 +200,9 @@ async fn ttedge_send_end_to_end() -> anyhow::Result<()> {
 
 /// (a) A shop export at its messiest.
 async fn messy_export(binary: &Path, site: &Site) -> anyhow::Result<()> {
-    let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
-    let at = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        yesterday.year(),
-        u8::from(yesterday.month()),
-        yesterday.day(),
-        yesterday.hour(),
-        yesterday.minute(),
-        yesterday.second()
-    );
-    let seconds = yesterday.unix_timestamp();
+    let yesterday_ms = clock::now_ms() - clock::DAY_MS;
+    let at = clock::local_time(yesterday_ms, 0);
+    let seconds = yesterday_ms / 1_000;
     let csv = format!(
         "\u{feff}Order ID;Email;Phone;Customer ID;Total;Currency;Created At;Content IDs;Note\r\n\
 A-1;Buyer@Example.com;+44 20 7946 0958;;120.00;GBP;{at};\"P1;P2\";plain\r\n\
@@ -273,7 +248,7 @@ A-5;d@x.io;;;5;GBP\r\n"
     let first = &events["CompletePayment-A-1"];
     assert_eq!(first["event"], "CompletePayment");
     assert_eq!(first["event_time"], seconds);
-    assert_eq!(first["user"]["email"], BUYER_EMAIL);
+    assert_eq!(first["user"]["email"], SHA_EMAIL_BUYER);
     assert_eq!(first["user"]["phone"], BUYER_PHONE);
     assert_eq!(first["properties"]["value"], 120.0);
     assert_eq!(first["properties"]["currency"], "GBP");
