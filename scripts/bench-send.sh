@@ -71,7 +71,9 @@ start_worker() {
     --var "MASTER_KEY:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f" \
     >"$persist/wrangler.log" 2>&1 &
   wrangler=$!
-  for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+  up=""
+  for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && up=1 && break; sleep 0.5; done
+  [[ -n $up ]] || { echo "wrangler dev did not start; see $persist/wrangler.log" >&2; tail -20 "$persist/wrangler.log" >&2; exit 1; }
   curl -fsS -o /dev/null -X PUT -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
     "http://127.0.0.1:$port/admin/api/destinations/$site" \
     --data '{"pixel_id":"BENCHPIXEL","access_token":"bench-token","live":true,"site_origins":["https://bench-send.test"]}'

@@ -21,6 +21,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use ttedge_core::answer::AnswerStatus;
 
 /// The format version written in the first line.
 const VERSION: u32 = 1;
@@ -90,26 +91,14 @@ pub fn started_ms(path: &Path) -> Option<i64> {
         .started_ms
 }
 
-/// How the Worker answered an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Answered {
-    /// Stored, to be sent to TikTok.
-    Ready,
-    /// Already stored under this event_id.
-    Duplicate,
-    /// Refused; the reason says why.
-    Rejected,
-}
-
 /// One event the Worker answered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Confirmed {
     /// The event's id.
     pub id: String,
-    /// The Worker's answer.
-    pub status: Answered,
-    /// Why it was rejected.
+    /// The Worker's answer (core's, as the Worker wrote it).
+    pub status: AnswerStatus,
+    /// Why it was not stored to be sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -315,11 +304,11 @@ mod tests {
         path
     }
 
-    fn confirmed(id: &str, status: Answered) -> Confirmed {
+    fn confirmed(id: &str, status: AnswerStatus) -> Confirmed {
         Confirmed {
             id: id.into(),
             status,
-            reason: (status == Answered::Rejected).then(|| "too old".into()),
+            reason: (status == AnswerStatus::Rejected).then(|| "too old".into()),
         }
     }
 
@@ -338,17 +327,17 @@ mod tests {
         assert!(journal.confirmed.is_empty());
         journal
             .append(vec![
-                confirmed("a", Answered::Ready),
-                confirmed("b", Answered::Duplicate),
+                confirmed("a", AnswerStatus::Ready),
+                confirmed("b", AnswerStatus::Duplicate),
             ])
             .unwrap();
         journal
-            .append(vec![confirmed("c", Answered::Rejected)])
+            .append(vec![confirmed("c", AnswerStatus::Rejected)])
             .unwrap();
         drop(journal);
         let again = Journal::open(&path, &identity(), NOW).unwrap();
         assert_eq!(again.confirmed.len(), 3);
-        assert_eq!(again.confirmed["b"].status, Answered::Duplicate);
+        assert_eq!(again.confirmed["b"].status, AnswerStatus::Duplicate);
         assert_eq!(again.confirmed["c"].reason.as_deref(), Some("too old"));
         // One header line and two chunk lines.
         let text = std::fs::read_to_string(&path).unwrap();
@@ -384,7 +373,7 @@ mod tests {
         let path = temp("torn");
         let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         journal
-            .append(vec![confirmed("a", Answered::Ready)])
+            .append(vec![confirmed("a", AnswerStatus::Ready)])
             .unwrap();
         drop(journal);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -394,7 +383,7 @@ mod tests {
         let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         assert_eq!(journal.confirmed.len(), 1);
         journal
-            .append(vec![confirmed("b", Answered::Ready)])
+            .append(vec![confirmed("b", AnswerStatus::Ready)])
             .unwrap();
         drop(journal);
         let again = Journal::open(&path, &identity(), NOW).unwrap();
@@ -422,7 +411,7 @@ mod tests {
         let path = temp("damaged");
         let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         journal
-            .append(vec![confirmed("a", Answered::Ready)])
+            .append(vec![confirmed("a", AnswerStatus::Ready)])
             .unwrap();
         drop(journal);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();

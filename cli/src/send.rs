@@ -19,15 +19,17 @@ use clap::Args;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 use ttedge_core::answer::AnswerStatus;
-use ttedge_core::event::{CollectEvent, Source};
+use ttedge_core::event::Source;
 use ttedge_core::hashing::{self, Sha256Hex};
 use ttedge_core::mapping::NameRules;
-use ttedge_core::offline::{to_collect_event, OfflineRow, MAX_AGE_MS};
+use ttedge_core::offline::{
+    to_collect_event, OfflineRow, MAX_AGE_MS, MAX_UPLOAD_BYTES, MAX_UPLOAD_EVENTS,
+};
 use ttedge_core::pipeline::{prepare_request, Destination, PreparedEvent, RequestContext, Status};
 use ttedge_core::quality::{threshold, MissingFactor};
 use ttedge_core::tiktok::TrackProperties;
 
-use crate::journal::{self, Answered, Confirmed, Journal};
+use crate::journal::{self, Confirmed, Journal, JournalError};
 use crate::progress::Progress;
 use crate::rows::{self, ColumnMap, Format};
 use crate::upload::{self, Client, RetryPolicy, UploadAnswer, UploadError};
@@ -100,7 +102,7 @@ pub struct SendArgs {
     #[arg(long, hide = true, default_value_t = 500)]
     retry_base_ms: u64,
     /// Tests and benchmarks only: events per chunk (at most 1,000).
-    #[arg(long, hide = true, default_value_t = upload::MAX_EVENTS)]
+    #[arg(long, hide = true, default_value_t = MAX_UPLOAD_EVENTS)]
     chunk_events: usize,
 }
 
@@ -324,14 +326,21 @@ pub fn run(args: &SendArgs) -> anyhow::Result<Outcome> {
     } else {
         print!("{}", render(&summary));
     }
-    if let Some(error) = sent.stopped {
-        if matches!(error, UploadError::GaveUp { .. }) {
-            eprintln!(
-                "ttedge: {} keeps what the Worker confirmed: run the same command again to continue",
-                journal.path().display()
-            );
+    match sent.stopped {
+        Some(Stop::Upload(error)) => {
+            if matches!(error, UploadError::GaveUp { .. }) {
+                eprintln!(
+                    "ttedge: {} keeps what the Worker confirmed: run the same command again to continue",
+                    journal.path().display()
+                );
+            }
+            return Err(error.into());
         }
-        return Err(error.into());
+        Some(Stop::Journal(error)) => {
+            return Err(anyhow::Error::new(error)
+                .context("the Worker answered a chunk that the journal could not record"))
+        }
+        None => {}
     }
     Ok(Outcome {
         any_rejected: !summary.rejected.is_empty(),
@@ -352,7 +361,16 @@ struct Sent {
     /// Whether the destination is live, from the last answer.
     live: Option<bool>,
     /// Why the upload stopped before the end.
-    stopped: Option<UploadError>,
+    stopped: Option<Stop>,
+}
+
+/// Why an upload stopped before the end.
+enum Stop {
+    /// The Worker could not be reached, refused, or answered wrongly.
+    Upload(UploadError),
+    /// The Worker answered a chunk, but the journal could not record it: a rerun sends that
+    /// chunk again and gets duplicates.
+    Journal(JournalError),
 }
 
 /// Sends the rows the journal does not hold yet, chunk after chunk, journaling each answer.
@@ -383,8 +401,8 @@ fn send_rows(
     }
     let bodies: Vec<&str> = pending.iter().map(|row| row.line).collect();
     let mut progress = Progress::new(outgoing.len() as u64, resumed);
-    let max_events = chunk_events.clamp(1, upload::MAX_EVENTS);
-    for range in upload::chunks(&bodies, max_events, upload::MAX_BODY_BYTES) {
+    let max_events = chunk_events.min(MAX_UPLOAD_EVENTS);
+    for range in upload::chunks(&bodies, max_events, MAX_UPLOAD_BYTES) {
         let body = bodies[range.clone()].join("\n");
         let answered = client
             .post(body, |pause, why| progress.waiting(pause, why))
@@ -392,15 +410,12 @@ fn send_rows(
         let (confirmed, live) = match answered {
             Ok(answered) => answered,
             Err(error) => {
-                sent.stopped = Some(error);
+                sent.stopped = Some(Stop::Upload(error));
                 break;
             }
         };
         if let Err(error) = journal.append(confirmed) {
-            // The Worker has the chunk; a rerun sends it again and gets duplicates.
-            sent.stopped = Some(UploadError::BadAnswer(format!(
-                "answered, but not recorded: {error}"
-            )));
+            sent.stopped = Some(Stop::Journal(error));
             break;
         }
         sent.confirmed += range.len() as u64;
@@ -431,20 +446,13 @@ fn confirmations(
                 event.index, event.event_id, row.id
             )));
         }
-        let reason = event.reason.map(Cow::into_owned);
-        let (status, reason) = match event.status {
-            AnswerStatus::Ready => (Answered::Ready, None),
-            AnswerStatus::Duplicate => (Answered::Duplicate, None),
-            AnswerStatus::Rejected => (Answered::Rejected, reason),
-            // Skipped or held back: not stored to be sent, so counted as refused.
-            other => (
-                Answered::Rejected,
-                Some(format!("{other}: {}", reason.unwrap_or_default())),
-            ),
+        let reason = match event.status {
+            AnswerStatus::Ready | AnswerStatus::Duplicate => None,
+            _ => event.reason.map(Cow::into_owned),
         };
         by_index[event.index] = Some(Confirmed {
             id: row.id.to_string(),
-            status,
+            status: event.status,
             reason,
         });
     }
@@ -489,20 +497,25 @@ impl Summary {
                 upload.unsent += 1;
                 continue;
             };
-            match confirmed.status {
-                Answered::Ready => upload.accepted += 1,
-                Answered::Duplicate => upload.duplicates += 1,
-                Answered::Rejected => {
-                    upload.rejected += 1;
-                    self.rejected.push(RejectedRow {
-                        line: row.row_line,
-                        reason: format!(
-                            "refused by the Worker: {}",
-                            confirmed.reason.as_deref().unwrap_or("no reason given")
-                        ),
-                    });
+            let reason = confirmed.reason.as_deref().unwrap_or("no reason given");
+            let refused = match confirmed.status {
+                AnswerStatus::Ready => {
+                    upload.accepted += 1;
+                    continue;
                 }
-            }
+                AnswerStatus::Duplicate => {
+                    upload.duplicates += 1;
+                    continue;
+                }
+                AnswerStatus::Rejected => format!("refused by the Worker: {reason}"),
+                // Not stored to be sent either: counted as refused, saying how.
+                other => format!("refused by the Worker: {other}: {reason}"),
+            };
+            upload.rejected += 1;
+            self.rejected.push(RejectedRow {
+                line: row.row_line,
+                reason: refused,
+            });
         }
         upload.resumed = upload.to_send - upload.unsent - sent.confirmed;
         self.rejected.sort_by_key(|row| row.line);
@@ -535,14 +548,14 @@ struct HashedUser<'a> {
     external_id: Option<&'a str>,
 }
 
-/// The line to upload for a prepared, ready event and the collect event it came from.
-fn upload_line(event: &CollectEvent<'_>, prepared: &PreparedEvent<'_>) -> Option<String> {
+/// The line to upload for a prepared, ready event dated `timestamp_ms`.
+fn upload_line(timestamp_ms: Option<i64>, prepared: &PreparedEvent<'_>) -> Option<String> {
     let tiktok = prepared.tiktok.as_ref()?;
     let user = &tiktok.user;
     let line = UploadLine {
         event: &tiktok.event,
         event_id: &prepared.event_id,
-        timestamp: event.timestamp?.0,
+        timestamp: timestamp_ms?,
         user_data: HashedUser {
             email_hash: user.email.as_ref().map(Sha256Hex::as_str),
             phone_hash: user.phone.as_ref().map(Sha256Hex::as_str),
@@ -569,7 +582,8 @@ fn prepare_row(
         OfflineRow::from_cells(cells, &rows::Zone(zone)).map_err(|error| error.to_string())?;
     let event = to_collect_event(&offline, &destination.names, now_ms, MAX_AGE_MS)
         .map_err(|error| error.to_string())?;
-    let request = prepare_request(vec![event.clone()], ctx, destination);
+    let timestamp_ms = event.timestamp.map(|at| at.0);
+    let request = prepare_request(vec![event], ctx, destination);
     let prepared = request
         .events
         .into_iter()
@@ -578,7 +592,7 @@ fn prepare_row(
     match prepared.status {
         Status::Rejected => Err(prepared.reason.unwrap_or_default()),
         Status::Ready => {
-            let line = upload_line(&event, &prepared)
+            let line = upload_line(timestamp_ms, &prepared)
                 .ok_or("cannot be written as an upload line (no TikTok element or time)")?;
             Ok((prepared.into_owned(), Some(line)))
         }

@@ -1,18 +1,18 @@
 //! The upload of `ttedge send`: chunks of event lines posted to the Worker's
 //! `POST /admin/api/destinations/{host}/offline`, retried with backoff.
 //!
-//! A chunk holds at most [`MAX_EVENTS`] lines and [`MAX_BODY_BYTES`] of body, the Worker's
-//! limits. 429 (after its `Retry-After`), 5xx and network errors are retried with
-//! exponential backoff and jitter; any other answer but 202 stops the upload with the
-//! Worker's JSON error.
+//! A chunk holds at most core's [`MAX_UPLOAD_EVENTS`] lines and [`MAX_UPLOAD_BYTES`] of
+//! body, the Worker's limits. 429 (after its `Retry-After`), 5xx and network errors are
+//! retried with exponential backoff and jitter; any other answer but 202 stops the upload
+//! with the Worker's JSON error.
+//!
+//! [`MAX_UPLOAD_EVENTS`]: ttedge_core::offline::MAX_UPLOAD_EVENTS
+//! [`MAX_UPLOAD_BYTES`]: ttedge_core::offline::MAX_UPLOAD_BYTES
 
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
-pub use ttedge_core::offline::{
-    MAX_UPLOAD_BYTES as MAX_BODY_BYTES, MAX_UPLOAD_EVENTS as MAX_EVENTS,
-};
 /// The longest `Retry-After` honoured; a longer one is waited this long, then retried.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
@@ -81,7 +81,7 @@ impl RetryPolicy {
     }
 }
 
-/// The line ranges of the chunks: in order, each at most [`MAX_EVENTS`] lines and, with a
+/// The line ranges of the chunks: in order, each at most `max_events` lines and, with a
 /// line end after each line, at most `max_bytes`. A line longer than that alone goes in a
 /// chunk of its own (the Worker refuses it with a 413 naming the limit).
 pub fn chunks(lines: &[&str], max_events: usize, max_bytes: usize) -> Vec<Range<usize>> {
@@ -239,25 +239,32 @@ fn network_error(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ttedge_core::offline::{MAX_UPLOAD_BYTES, MAX_UPLOAD_EVENTS};
 
     #[test]
     fn chunks_hold_at_most_the_events_and_bytes() {
         let lines: Vec<String> = (0..2_500).map(|i| format!("{{\"n\":{i}}}")).collect();
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let by_count = chunks(&lines, MAX_EVENTS, MAX_BODY_BYTES);
+        let by_count = chunks(&lines, MAX_UPLOAD_EVENTS, MAX_UPLOAD_BYTES);
         assert_eq!(by_count, [0..1_000, 1_000..2_000, 2_000..2_500]);
 
         // Lines of 99 bytes and a line end: 10 fit in 1,000 bytes, the 11th does not.
         let long = "x".repeat(99);
         let lines = vec![long.as_str(); 25];
-        assert_eq!(chunks(&lines, MAX_EVENTS, 1_000), [0..10, 10..20, 20..25]);
-        assert_eq!(chunks(&lines, MAX_EVENTS, 999), [0..9, 9..18, 18..25]);
+        assert_eq!(
+            chunks(&lines, MAX_UPLOAD_EVENTS, 1_000),
+            [0..10, 10..20, 20..25]
+        );
+        assert_eq!(
+            chunks(&lines, MAX_UPLOAD_EVENTS, 999),
+            [0..9, 9..18, 18..25]
+        );
 
         // A line over the limit alone, in a chunk of its own.
         let huge = "y".repeat(2_000);
         let lines = vec!["a", huge.as_str(), "b"];
-        assert_eq!(chunks(&lines, MAX_EVENTS, 1_000), [0..1, 1..2, 2..3]);
-        assert!(chunks(&[], MAX_EVENTS, 1_000).is_empty());
+        assert_eq!(chunks(&lines, MAX_UPLOAD_EVENTS, 1_000), [0..1, 1..2, 2..3]);
+        assert!(chunks(&[], MAX_UPLOAD_EVENTS, 1_000).is_empty());
     }
 
     #[test]
@@ -268,16 +275,16 @@ mod tests {
             "z".repeat(1_200)
         );
         let lines = vec![line.as_str(); 3_000];
-        let ranges = chunks(&lines, MAX_EVENTS, MAX_BODY_BYTES);
+        let ranges = chunks(&lines, MAX_UPLOAD_EVENTS, MAX_UPLOAD_BYTES);
         assert_eq!(ranges.len(), 4, "{ranges:?}");
         for range in &ranges {
             let body = lines[range.clone()].join("\n");
-            assert!(body.len() <= MAX_BODY_BYTES);
-            assert!(range.len() <= MAX_EVENTS);
+            assert!(body.len() <= MAX_UPLOAD_BYTES);
+            assert!(range.len() <= MAX_UPLOAD_EVENTS);
         }
         // Full chunks come as close to 1 MiB as a whole line allows.
         let first = lines[ranges[0].clone()].join("\n");
-        assert!(first.len() + line.len() + 1 > MAX_BODY_BYTES);
+        assert!(first.len() + line.len() + 1 > MAX_UPLOAD_BYTES);
     }
 
     #[test]

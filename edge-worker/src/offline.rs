@@ -23,8 +23,8 @@
 //!
 //! The answer indexes events by their position among the body's non-blank lines (CSV: data
 //! rows), from 0. A line that cannot be read is rejected alone; the whole call is refused
-//! only for auth, a body over [`MAX_BODY_BYTES`] or [`MAX_EVENTS`] (413), an unknown host,
-//! or (CSV) a bad query value or a header row without a known column (400).
+//! only for auth, a body over [`MAX_UPLOAD_BYTES`] or [`MAX_UPLOAD_EVENTS`] (413), an
+//! unknown host, or (CSV) a bad query value or a header row without a known column (400).
 
 use std::borrow::Cow;
 
@@ -43,10 +43,6 @@ use crate::config::{self, SiteConfig};
 use crate::error::ApiError;
 use crate::runtime;
 
-/// The most events one upload may carry (core's, which `ttedge send` chunks to).
-pub const MAX_EVENTS: usize = MAX_UPLOAD_EVENTS;
-/// The largest upload body: 1 MiB.
-pub const MAX_BODY_BYTES: usize = MAX_UPLOAD_BYTES;
 /// The Worker var that sets the oldest accepted event, in days.
 pub const MAX_AGE_VAR: &str = "OFFLINE_MAX_AGE_DAYS";
 
@@ -121,9 +117,9 @@ pub async fn upload(mut req: Request, env: &Env, host: &str) -> Result<Response,
     } else {
         None
     };
-    let body = runtime::read_body(&mut req, MAX_BODY_BYTES)
+    let body = runtime::read_body(&mut req, MAX_UPLOAD_BYTES)
         .await?
-        .ok_or_else(|| ApiError::body_too_large(MAX_BODY_BYTES))?;
+        .ok_or_else(|| ApiError::body_too_large(MAX_UPLOAD_BYTES))?;
     let now_ms = runtime::now_ms();
     let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
     let rows: Vec<CsvRow>;
@@ -182,15 +178,15 @@ pub async fn upload(mut req: Request, env: &Env, host: &str) -> Result<Response,
     answer(&site, answers)
 }
 
-/// 413 when an upload holds more than [`MAX_EVENTS`] `what`.
+/// 413 when an upload holds more than [`MAX_UPLOAD_EVENTS`] `what`.
 fn too_many(count: usize, what: &str) -> Result<(), ApiError> {
-    if count <= MAX_EVENTS {
+    if count <= MAX_UPLOAD_EVENTS {
         return Ok(());
     }
     Err(ApiError::new(
         413,
         "too_many_events",
-        format!("{count} {what}; at most {MAX_EVENTS} are accepted per call"),
+        format!("{count} {what}; at most {MAX_UPLOAD_EVENTS} are accepted per call"),
     ))
 }
 
