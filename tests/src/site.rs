@@ -187,6 +187,26 @@ impl Site {
         Ok(answer)
     }
 
+    /// The default destination's queue (`GET /admin/api/status`) once `delivered` events are
+    /// delivered and nothing is queued.
+    pub async fn drained(&self, delivered: u64) -> anyhow::Result<Value> {
+        self.wait_admin(
+            "/admin/api/status",
+            &format!("{delivered} delivered and nothing queued"),
+            Duration::from_secs(60),
+            |s| s["queued"] == 0 && s["counters"]["delivered"] == delivered,
+        )
+        .await
+    }
+
+    /// The rows the Dispatcher has written, from a queue state (see
+    /// [`drained`](Self::drained)).
+    pub fn rows_written(state: &Value) -> anyhow::Result<u64> {
+        state["rows_written"]
+            .as_u64()
+            .with_context(|| format!("no rows_written in {state}"))
+    }
+
     /// `GET path` with the admin token; fails unless it answers 200.
     pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
         let (status, body) = self.admin(reqwest::Method::GET, path, None).await?;

@@ -359,20 +359,6 @@ async fn cash_on_delivery_end_to_end() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rows written, as the default destination's Dispatcher counts them, once `delivered`
-/// events are delivered and nothing is queued.
-async fn rows_when_drained(site: &Site, delivered: u64) -> anyhow::Result<u64> {
-    let state = site
-        .wait_admin(
-            "/admin/api/status",
-            &format!("{delivered} delivered and nothing queued"),
-            Duration::from_secs(60),
-            |s| s["queued"] == 0 && s["counters"]["delivered"] == delivered,
-        )
-        .await?;
-    state["rows_written"].as_u64().context("no rows_written")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
     let site = Site::start(
@@ -389,7 +375,7 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
     site.collect(&checkout("W-0", "buyer@example.com", 10))
         .await?;
     let mut delivered = 1;
-    let mut before = rows_when_drained(&site, delivered).await?;
+    let mut before = Site::rows_written(&site.drained(delivered).await?)?;
 
     // An ordinary event pays what it paid before: its key, its intake row, the alarm and
     // the state row.
@@ -397,7 +383,7 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
     site.collect(&json!({"event": "purchase", "event_id": "plain-1"}))
         .await?;
     delivered += 1;
-    let after = rows_when_drained(&site, delivered).await?;
+    let after = Site::rows_written(&site.drained(delivered).await?)?;
     let plain = after - before;
     before = after;
     assert_eq!(plain, 4, "an ordinary event");
@@ -407,7 +393,7 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
     site.collect(&checkout("R-1", "buyer@example.com", 10))
         .await?;
     delivered += 1;
-    let after = rows_when_drained(&site, delivered).await?;
+    let after = Site::rows_written(&site.drained(delivered).await?)?;
     let stored = after - before;
     before = after;
     assert_eq!(stored, plain + 1, "a checkout keeps its order in one row");
@@ -419,7 +405,7 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
         .await?;
     assert_eq!(status, 202, "{answer}");
     delivered += 1;
-    let after = rows_when_drained(&site, delivered).await?;
+    let after = Site::rows_written(&site.drained(delivered).await?)?;
     let confirmed = after - before;
     assert_eq!(confirmed, 5, "a confirmation");
 
@@ -428,7 +414,7 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
     site.collect(&checkout("R-2", "buyer@example.com", 10))
         .await?;
     delivered += 1;
-    let before = rows_when_drained(&site, delivered).await?;
+    let before = Site::rows_written(&site.drained(delivered).await?)?;
     let (status, answer) = site
         .admin(
             Method::POST,
@@ -438,7 +424,7 @@ async fn rows_written_per_cash_on_delivery_order() -> anyhow::Result<()> {
         .await?;
     assert_eq!(status, 200, "{answer}");
     quiet().await;
-    let cancelled = rows_when_drained(&site, delivered).await? - before;
+    let cancelled = Site::rows_written(&site.drained(delivered).await?)? - before;
     assert_eq!(cancelled, 2, "a cancellation");
     eprintln!(
         "rows written: ordinary event {plain}, COD checkout {stored}, confirmation \

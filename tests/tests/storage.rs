@@ -33,23 +33,6 @@ fn event(id: &str) -> Value {
     })
 }
 
-/// The queue's state once `delivered` events are delivered and nothing is queued.
-async fn drained(site: &Site, delivered: u64) -> anyhow::Result<Value> {
-    site.wait_admin(
-        "/admin/api/status",
-        &format!("{delivered} delivered and nothing queued"),
-        Duration::from_secs(60),
-        |s| s["queued"] == 0 && s["counters"]["delivered"] == delivered,
-    )
-    .await
-}
-
-fn rows_written(state: &Value) -> anyhow::Result<u64> {
-    state["rows_written"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no rows_written in {state}"))
-}
-
 /// How many times TikTok received each event id.
 fn deliveries(site: &Site) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
@@ -91,8 +74,8 @@ async fn concurrent_single_event_collects_cost_under_two_rows_each() -> anyhow::
             assert!(body.contains("\"ready\""), "{body}");
         }
     }
-    let state = drained(&site, EVENTS as u64).await?;
-    let rows = rows_written(&state)?;
+    let state = site.drained(EVENTS as u64).await?;
+    let rows = Site::rows_written(&state)?;
     let per_event = rows as f64 / EVENTS as f64;
     eprintln!("{rows} rows written for {EVENTS} events: {per_event:.3} per event");
     assert!(per_event <= 2.0, "{per_event:.3} rows per event: {state:#}");
@@ -141,7 +124,7 @@ async fn the_same_event_from_many_clients_at_once_is_stored_and_sent_once() -> a
     let ready = statuses.iter().filter(|s| *s == "ready").count();
     let duplicate = statuses.iter().filter(|s| *s == "duplicate").count();
     assert_eq!((ready, duplicate), (1, 23), "{statuses:?}");
-    drained(&site, 2).await?;
+    site.drained(2).await?;
     assert_eq!(deliveries(&site).get("crowd-same"), Some(&1));
     Ok(())
 }
@@ -151,12 +134,12 @@ async fn a_quiet_site_pays_four_rows_an_event_and_idle_wakes_write_nothing() -> 
     let site = start("quiet").await?;
     clear_of_generation_turn(Duration::from_secs(45)).await;
     site.collect(&event("quiet-0")).await?;
-    let mut before = rows_written(&drained(&site, 1).await?)?;
+    let mut before = Site::rows_written(&site.drained(1).await?)?;
     for n in 1..=3u64 {
         // Past the grouping gap, so each event comes to a quiet object.
         tokio::time::sleep(Duration::from_millis(1_200)).await;
         site.collect(&event(&format!("quiet-{n}"))).await?;
-        let after = rows_written(&drained(&site, n + 1).await?)?;
+        let after = Site::rows_written(&site.drained(n + 1).await?)?;
         // Its key, its intake row, the alarm that sends it, and the state row after.
         assert_eq!(after - before, 4, "event {n} wrote {} rows", after - before);
         before = after;
@@ -174,7 +157,7 @@ async fn a_quiet_site_pays_four_rows_an_event_and_idle_wakes_write_nothing() -> 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let state = site.admin_get("/admin/api/status").await?;
     assert_eq!(
-        rows_written(&state)?,
+        Site::rows_written(&state)?,
         before,
         "idle wakes wrote rows: {state:#}"
     );
