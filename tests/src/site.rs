@@ -20,6 +20,16 @@ pub struct Site {
     admin_token: String,
 }
 
+/// An answer's status and JSON body (every answer of the Worker is JSON); fails naming
+/// `what` was asked, with the text, when the body is not JSON.
+pub async fn status_and_json(resp: reqwest::Response, what: &str) -> anyhow::Result<(u16, Value)> {
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    let json = serde_json::from_str(&text)
+        .with_context(|| format!("{what} answered {status} with non-JSON: {text}"))?;
+    Ok((status, json))
+}
+
 impl Site {
     /// Starts a mock and `wrangler dev` with the pixel, the access token, the admin token,
     /// and `extra` vars on top.
@@ -122,17 +132,13 @@ impl Site {
             req = req.header("Origin", origin);
         }
         let resp = req.send().await?;
-        let status = resp.status().as_u16();
         let cookies = resp
             .headers()
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
-        let text = resp.text().await?;
-        let json = serde_json::from_str(&text).with_context(|| {
-            format!("/collect on {host} answered {status} with non-JSON: {text}")
-        })?;
+        let (status, json) = status_and_json(resp, &format!("/collect on {host}")).await?;
         Ok((status, cookies, json))
     }
 
@@ -156,12 +162,7 @@ impl Site {
                 .header("Content-Type", "application/json")
                 .body(body.to_string());
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let json = serde_json::from_str(&text)
-            .with_context(|| format!("{path} answered {status} with non-JSON: {text}"))?;
-        Ok((status, json))
+        status_and_json(req.send().await?, path).await
     }
 
     /// [`send`](Site::send) with the admin token.

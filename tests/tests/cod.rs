@@ -7,10 +7,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 use ttedge_e2e::collect::SHA_EMAIL_BUYER;
+use ttedge_e2e::site::status_and_json;
 use ttedge_e2e::{clock, RecordedEvent, Site};
 
 const ADMIN_TOKEN: &str = "e2e-cod-admin-token-8e3f";
@@ -94,13 +95,7 @@ async fn webhook(site: &Site, body: &str, signature: Option<&str>) -> anyhow::Re
     if let Some(signature) = signature {
         req = req.header("X-Ttedge-Signature", signature);
     }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    match serde_json::from_str(&text) {
-        Ok(json) => Ok((status, json)),
-        Err(_) => bail!("the webhook answered {status} with non-JSON: {text}"),
-    }
+    status_and_json(req.send().await?, "the webhook").await
 }
 
 fn sent(site: &Site, event_id: &str) -> Vec<RecordedEvent> {

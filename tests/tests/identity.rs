@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 use ttedge_e2e::collect::{SHA_EMAIL_BUYER, SHA_PHONE_US};
+use ttedge_e2e::site::status_and_json;
 use ttedge_e2e::Site;
 
 const ADMIN_TOKEN: &str = "e2e-identity-admin-token-4d2a";
@@ -359,11 +360,11 @@ async fn reset(site: &Site, cookie: Option<&str>, body: &str) -> anyhow::Result<
     if let Some(ttp) = cookie {
         request = request.header("Cookie", format!("_ttp={ttp}"));
     }
-    let resp = request.body(body.to_string()).send().await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    let json = serde_json::from_str(&text).with_context(|| format!("{status}: {text}"))?;
-    Ok((status, json))
+    status_and_json(
+        request.body(body.to_string()).send().await?,
+        "/collect/reset",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use serde_json::{json, Value};
 use ttedge_e2e::clock::{self, now_ms, DAY_MS};
 use ttedge_e2e::collect::SHA_EMAIL_BUYER;
+use ttedge_e2e::site::status_and_json;
 use ttedge_e2e::Site;
 
 const ADMIN_TOKEN: &str = "e2e-offline-admin-token-5d2a";
@@ -44,12 +45,7 @@ async fn upload_to(
         .body(body)
         .send()
         .await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    match serde_json::from_str(&text) {
-        Ok(json) => Ok((status, json)),
-        Err(_) => bail!("upload answered {status} with non-JSON: {text}"),
-    }
+    status_and_json(resp, "the upload").await
 }
 
 async fn upload(site: &Site, token: &str, body: String) -> anyhow::Result<(u16, Value)> {
@@ -309,12 +305,7 @@ async fn upload_csv(site: &Site, query: &str, body: Vec<u8>) -> anyhow::Result<(
         .body(body)
         .send()
         .await?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await?;
-    match serde_json::from_str(&text) {
-        Ok(json) => Ok((status, json)),
-        Err(_) => bail!("CSV upload answered {status} with non-JSON: {text}"),
-    }
+    status_and_json(resp, "the CSV upload").await
 }
 
 /// `ttedge send FILE --dry-run --timezone Asia/Bangkok`: one JSON line per row.
