@@ -58,6 +58,9 @@ const LOCK_IP: &str = "203.0.113.9";
 /// Text that an event id tries to forge into a log line of its own.
 const FORGED: &str = "FORGED-LOG-LINE";
 
+/// How many times a case is sent when wrangler dev's proxy loses it (see [`run_case`]).
+const LOST_ATTEMPTS: u32 = 5;
+
 /// What wrangler dev's proxy answers (503) when it lost a request.
 const RESTARTED: &str = "Your worker restarted mid-request";
 
@@ -3992,11 +3995,12 @@ async fn run_case(rig: &Rig, case: &Case, suite: &Suite) -> (Vec<String>, Vec<St
     // After a connection it mishandled (an over-limit body the Worker stopped reading, the
     // client gone), wrangler dev's proxy may lose the next request: it answers 503 "Your
     // worker restarted mid-request. Please try sending the request again" (its own text,
-    // never the Worker's), or nothing. Such a request is sent again, up to three times in
-    // all; a Worker that hangs or fails fails every time. The proxy also pipes every HTML
-    // answer through its live-reload HTMLRewriter, which can end the body empty when the
-    // client's request ends mid-answer (a stalled body's tail): the Worker never sends an
-    // empty page, so that answer counts as lost too.
+    // never the Worker's), or nothing. Such a request is sent again, up to
+    // [`LOST_ATTEMPTS`] times in all, each after a longer pause: the proxy once lost one
+    // case three times running, each in 3 ms. A Worker that hangs or fails fails every
+    // time. The proxy also pipes every HTML answer through its live-reload HTMLRewriter,
+    // which can end the body empty when the client's request ends mid-answer (a stalled
+    // body's tail): the Worker never sends an empty page, so that answer counts as lost too.
     let mut attempt = 0;
     let resp = loop {
         attempt += 1;
@@ -4010,11 +4014,12 @@ async fn run_case(rig: &Rig, case: &Case, suite: &Suite) -> (Vec<String>, Vec<St
             Ok(resp) => break resp,
             Err(e) => format!("no answer ({e:#})"),
         };
-        if attempt == 3 {
-            return (vec![format!("three times in a row: {lost}")], notes);
+        if attempt == LOST_ATTEMPTS {
+            return (vec![format!("{attempt} times in a row: {lost}")], notes);
         }
         notes.push(format!("attempt {attempt}: {lost}; sent again"));
         notes.extend(rig.settle().await);
+        tokio::time::sleep(Duration::from_millis(250) * attempt).await;
     };
     let mut problems = Vec::new();
     let expect = &case.expect;
