@@ -304,6 +304,19 @@ mod tests {
         path
     }
 
+    /// A journal named `name` that confirmed event "a", with `raw` bytes appended after.
+    fn journal_then(name: &str, raw: &[u8]) -> PathBuf {
+        let path = temp(name);
+        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
+        journal
+            .append(vec![confirmed("a", AnswerStatus::Ready)])
+            .unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(raw).unwrap();
+        path
+    }
+
     fn confirmed(id: &str, status: AnswerStatus) -> Confirmed {
         Confirmed {
             id: id.into(),
@@ -370,16 +383,7 @@ mod tests {
 
     #[test]
     fn a_cut_short_last_line_is_dropped_and_appended_over() {
-        let path = temp("torn");
-        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
-        journal
-            .append(vec![confirmed("a", AnswerStatus::Ready)])
-            .unwrap();
-        drop(journal);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"{\"confirmed\":[{\"id\":\"b\",\"sta")
-            .unwrap();
-        drop(file);
+        let path = journal_then("torn", b"{\"confirmed\":[{\"id\":\"b\",\"sta");
         let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
         assert_eq!(journal.confirmed.len(), 1);
         journal
@@ -408,15 +412,7 @@ mod tests {
 
     #[test]
     fn damage_inside_is_refused_with_its_line() {
-        let path = temp("damaged");
-        let mut journal = Journal::open(&path, &identity(), NOW).unwrap();
-        journal
-            .append(vec![confirmed("a", AnswerStatus::Ready)])
-            .unwrap();
-        drop(journal);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"garbage\n{\"confirmed\":[]}\n").unwrap();
-        drop(file);
+        let path = journal_then("damaged", b"garbage\n{\"confirmed\":[]}\n");
         let error = Journal::open(&path, &identity(), NOW).err().unwrap();
         assert!(
             matches!(error, JournalError::Damaged { line: 3, .. }),
